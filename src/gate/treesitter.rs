@@ -1,0 +1,183 @@
+//! Layer 1: tree-sitter. It recovers from errors, so a single parse locates every damaged spot
+//! (ERROR nodes) and every token it had to invent (MISSING nodes).
+
+use std::cell::RefCell;
+
+use tree_sitter::{Node, Parser, Tree};
+
+use super::report::{GateError, Layer};
+use super::Language;
+
+pub(crate) struct TreeSitterResult {
+    pub errors: Vec<GateError>,
+    pub ast_depth: usize,
+    pub error_nodes: usize,
+}
+
+thread_local! {
+    /// Parsers are expensive to create and not `Sync`; keep one per language per thread.
+    static PARSERS: RefCell<[Option<Parser>; 4]> = const { RefCell::new([None, None, None, None]) };
+}
+
+fn grammar(language: Language) -> tree_sitter::Language {
+    match language {
+        Language::Python => tree_sitter_python::LANGUAGE.into(),
+        Language::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
+        Language::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+        Language::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
+    }
+}
+
+fn slot(language: Language) -> usize {
+    match language {
+        Language::Python => 0,
+        Language::JavaScript => 1,
+        Language::TypeScript => 2,
+        Language::Tsx => 3,
+    }
+}
+
+/// Parse with this thread's parser for `language`.
+pub(crate) fn parse(source: &str, language: Language) -> Option<Tree> {
+    PARSERS.with(|cell| {
+        let mut parsers = cell.borrow_mut();
+        let parser = parsers[slot(language)].get_or_insert_with(|| {
+            let mut p = Parser::new();
+            p.set_language(&grammar(language))
+                .expect("bundled grammar matches the tree-sitter ABI");
+            p
+        });
+        parser.parse(source, None)
+    })
+}
+
+pub(crate) fn check(source: &str, language: Language) -> TreeSitterResult {
+    let Some(tree) = parse(source, language) else {
+        // Only happens on cancellation or a timeout, neither of which we set; treat it as one
+        // error at the top rather than a crash.
+        let e = GateError::at(source, Layer::TreeSitter, 0..0, "ERROR", "tree-sitter gave up".into());
+        return TreeSitterResult { errors: vec![e], ast_depth: 0, error_nodes: 1 };
+    };
+    let mut errors = Vec::new();
+    let mut depth = 0;
+    let mut max_depth = 0;
+    let mut cursor = tree.walk();
+    // Iterative pre-order walk: deeply nested inputs must not overflow the stack.
+    loop {
+        let node = cursor.node();
+        max_depth = max_depth.max(depth + 1);
+        if node.is_error() {
+            errors.push(error_node(source, node));
+        } else if node.is_missing() {
+            errors.push(missing_node(source, node));
+        }
+        if node.has_error() && cursor.goto_first_child() {
+            depth += 1;
+            continue;
+        }
+        // Error-free subtrees are skipped for errors, but the depth still counts them.
+        if !node.has_error() {
+            max_depth = max_depth.max(depth + subtree_depth(node));
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                let error_nodes = errors.len();
+                return TreeSitterResult { errors, ast_depth: max_depth, error_nodes };
+            }
+            depth -= 1;
+        }
+    }
+}
+
+fn subtree_depth(node: Node) -> usize {
+    let mut cursor = node.walk();
+    let mut depth = 1;
+    let mut max = 1;
+    loop {
+        if cursor.goto_first_child() {
+            depth += 1;
+            max = max.max(depth);
+            continue;
+        }
+        loop {
+            if cursor.node() == node {
+                return max;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return max;
+            }
+            depth -= 1;
+        }
+    }
+}
+
+fn error_node(source: &str, node: Node) -> GateError {
+    let range = node.byte_range();
+    let message = match first_leaf_text(source, node) {
+        Some(tok) => format!("unexpected `{tok}`"),
+        None if range.is_empty() => "unexpected end of input".to_string(),
+        None => "syntax error".to_string(),
+    };
+    GateError::at(source, Layer::TreeSitter, range, "ERROR", message)
+}
+
+fn missing_node(source: &str, node: Node) -> GateError {
+    let kind = node.kind();
+    let message = if node.is_named() {
+        format!("missing {kind}")
+    } else {
+        format!("missing `{kind}`")
+    };
+    GateError::at(source, Layer::TreeSitter, node.byte_range(), "MISSING", message)
+}
+
+/// The text of the first token inside an ERROR node, shortened for messages.
+fn first_leaf_text(source: &str, node: Node) -> Option<String> {
+    let mut n = node;
+    while let Some(child) = n.child(0) {
+        n = child;
+    }
+    let text = source.get(n.byte_range())?.trim();
+    let first_line = text.lines().next()?;
+    if first_line.is_empty() {
+        return None;
+    }
+    let short: String = first_line.chars().take(40).collect();
+    Some(short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_error_and_missing_nodes() {
+        let r = check("def f(:\n    pass\n", Language::Python);
+        assert!(!r.errors.is_empty());
+        let r = check("if (a) { b();\n", Language::JavaScript);
+        assert!(r.errors.iter().any(|e| e.kind == "MISSING"), "{:?}", r.errors);
+        let ok = check("const a: number = 1;\n", Language::TypeScript);
+        assert!(ok.errors.is_empty());
+        assert!(ok.ast_depth >= 3);
+    }
+
+    #[test]
+    fn tsx_and_typescript_differ_on_angle_casts() {
+        let src = "const x = <any>y;\n";
+        assert!(check(src, Language::TypeScript).errors.is_empty());
+        assert!(!check(src, Language::Tsx).errors.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let src = format!("x = {}1{}\n", "(".repeat(5000), ")".repeat(5000));
+        let r = check(&src, Language::Python);
+        assert!(r.ast_depth > 1000);
+    }
+}

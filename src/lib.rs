@@ -1,0 +1,11 @@
+//! Ouroboros: refactor code with a local masked-diffusion language model, and never let invalid
+//! code reach disk.
+//!
+//! Data flows one way: CLI → pipeline → librarian → reasoner → compressor → builder → gate →
+//! patch → provenance. This crate currently holds the model-free core: the safety [`gate`], the
+//! [`patch`] engine and [`provenance`] records.
+
+pub mod gate;
+pub mod patch;
+pub mod provenance;
+
