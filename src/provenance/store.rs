@@ -1,0 +1,89 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{RunRecord, RECORD_FILE};
+
+/// The runs of one repository, under `.ouroboros/runs/`.
+pub struct RunStore {
+    runs: PathBuf,
+}
+
+/// One entry of a listing: a record, or the reason a directory's record could not be read.
+pub enum ListedRun {
+    Ok(Box<RunRecord>),
+    Unreadable { run_id: String, path: PathBuf, reason: String },
+}
+
+impl RunStore {
+    pub fn new(root: &Path) -> RunStore {
+        RunStore { runs: root.join(".ouroboros").join("runs") }
+    }
+
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.runs.join(run_id)
+    }
+
+    pub fn record_path(&self, run_id: &str) -> PathBuf {
+        self.run_dir(run_id).join(RECORD_FILE)
+    }
+
+    /// Load one run's record, with a message that names the file if it cannot be read.
+    pub fn load(&self, run_id: &str) -> Result<RunRecord, String> {
+        if !is_valid_run_id(run_id) {
+            return Err(format!(
+                "`{run_id}` is not a run id (expected gen_YYYYMMDD_HHMMSS_xxxxxx); see `ouroboros list-runs`"
+            ));
+        }
+        let path = self.record_path(run_id);
+        if !self.run_dir(run_id).is_dir() {
+            return Err(format!("no run `{run_id}` in {}", self.runs.display()));
+        }
+        read_record(&path)
+    }
+
+    /// Every run, newest first. Unreadable records are listed as such, never fatal.
+    pub fn list(&self) -> Vec<ListedRun> {
+        let Ok(entries) = fs::read_dir(&self.runs) else { return Vec::new() };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| is_valid_run_id(name))
+            .collect();
+        // Ids start with the UTC start time, so a reverse sort is newest first.
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.into_iter()
+            .map(|id| {
+                let path = self.record_path(&id);
+                match read_record(&path) {
+                    Ok(r) => ListedRun::Ok(Box::new(r)),
+                    Err(reason) => ListedRun::Unreadable { run_id: id, path, reason },
+                }
+            })
+            .collect()
+    }
+
+    pub fn latest(&self) -> Option<RunRecord> {
+        self.list().into_iter().find_map(|r| match r {
+            ListedRun::Ok(r) => Some(*r),
+            ListedRun::Unreadable { .. } => None,
+        })
+    }
+}
+
+fn read_record(path: &Path) -> Result<RunRecord, String> {
+    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a valid run record: {e}", path.display()))
+}
+
+/// `gen_YYYYMMDD_HHMMSS_xxxxxx`; anything else is not ours (and could be a path trick).
+pub fn is_valid_run_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 26
+        && id.starts_with("gen_")
+        && b[4..12].iter().all(u8::is_ascii_digit)
+        && b[12] == b'_'
+        && b[13..19].iter().all(u8::is_ascii_digit)
+        && b[19] == b'_'
+        && b[20..].iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+}
