@@ -3,9 +3,9 @@
 //!
 //! Data flows one way: CLI → pipeline → librarian → reasoner → compressor → builder → gate →
 //! patch → provenance. This crate currently holds the model-free core: the safety [`gate`], the
-//! [`patch`] engine and [`provenance`] records.
+//! [`patch`] engine and [`provenance`] records, and the [`cli`] that drives them.
 
+pub mod cli;
 pub mod gate;
 pub mod patch;
 pub mod provenance;
-

@@ -58,14 +58,23 @@ pub(crate) fn check(source: &str, kind: SourceKind) -> StrictResult {
         for d in semantic.diagnostics.iter() {
             let e = to_error(source, d, "semantic");
             if typescript && is_type_level_in_typescript(d) {
-                warnings.push(GateError { severity: super::Severity::Warning, ..e });
+                warnings.push(GateError {
+                    severity: super::Severity::Warning,
+                    ..e
+                });
             } else {
                 errors.push(e);
             }
         }
     }
     if parsed.panicked && errors.is_empty() {
-        errors.push(GateError::at(source, Layer::Strict, 0..0, "syntax", "parser gave up".into()));
+        errors.push(GateError::at(
+            source,
+            Layer::Strict,
+            0..0,
+            "syntax",
+            "parser gave up".into(),
+        ));
     }
     StrictResult { errors, warnings }
 }
@@ -92,7 +101,11 @@ mod tests {
 
     fn errors(src: &str, file: &str) -> Vec<String> {
         let kind = SourceKind::from_path(Path::new(file)).unwrap();
-        check(src, kind).errors.into_iter().map(|e| e.message).collect()
+        check(src, kind)
+            .errors
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
     }
 
     #[test]
@@ -100,7 +113,10 @@ mod tests {
         assert!(!errors("let let = 1;\n", "a.js").is_empty());
         assert!(!errors("let a = 1;\nlet a = 2;\n", "a.js").is_empty());
         assert!(!errors("function f() {\n", "a.js").is_empty());
-        assert!(!errors("const r = /(/;\n", "a.js").is_empty(), "invalid regex");
+        assert!(
+            !errors("const r = /(/;\n", "a.js").is_empty(),
+            "invalid regex"
+        );
         assert!(errors("const x = 1;\nexport default x;\n", "a.js").is_empty());
     }
 

@@ -14,7 +14,12 @@ fn line_map(original: &str, patched: &str) -> Vec<Option<usize>> {
     let diff = TextDiff::from_lines(original, patched);
     let mut map = vec![None; original.lines().count() + 1];
     for op in diff.ops() {
-        if let DiffOp::Equal { old_index, new_index, len } = *op {
+        if let DiffOp::Equal {
+            old_index,
+            new_index,
+            len,
+        } = *op
+        {
             for i in 0..len {
                 if let Some(slot) = map.get_mut(old_index + i) {
                     *slot = Some(new_index + i);
@@ -51,7 +56,11 @@ pub(crate) fn mark_preexisting(
             Some((line, col, old)) => {
                 old.layer == e.layer
                     && old.message == e.message
-                    && if *line == usize::MAX { at_end } else { *line == e.line && *col == e.column }
+                    && if *line == usize::MAX {
+                        at_end
+                    } else {
+                        *line == e.line && *col == e.column
+                    }
             }
             None => false,
         });

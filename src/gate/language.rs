@@ -60,7 +60,12 @@ impl Language {
             Language::TypeScript => (ModuleGoal::Unambiguous, false),
             Language::Tsx => (ModuleGoal::Unambiguous, true),
         };
-        SourceKind { language: self, goal, jsx, stub: false }
+        SourceKind {
+            language: self,
+            goal,
+            jsx,
+            stub: false,
+        }
     }
 }
 
@@ -103,9 +108,16 @@ impl SourceKind {
             "tsx" => (Language::Tsx, ModuleGoal::Unambiguous, true),
             _ => return None,
         };
-        let stub = ext == "pyi" || name.ends_with(".d.ts") || name.ends_with(".d.mts")
+        let stub = ext == "pyi"
+            || name.ends_with(".d.ts")
+            || name.ends_with(".d.mts")
             || name.ends_with(".d.cts");
-        Some(SourceKind { language, goal, jsx, stub })
+        Some(SourceKind {
+            language,
+            goal,
+            jsx,
+            stub,
+        })
     }
 }
 
@@ -124,7 +136,10 @@ mod tests {
         assert_eq!(lang("b.rs"), None);
         assert_eq!(lang("Makefile"), None);
         for ext in EXTENSIONS {
-            assert!(SourceKind::from_path(Path::new(&format!("x.{ext}"))).is_some(), "{ext}");
+            assert!(
+                SourceKind::from_path(Path::new(&format!("x.{ext}"))).is_some(),
+                "{ext}"
+            );
         }
     }
 

@@ -91,7 +91,10 @@ impl Gate {
                  also reject such input)"
             );
             let e = GateError::at(source, Layer::Strict, 0..0, "syntax", message);
-            return python::StrictResult { errors: vec![e], warnings: Vec::new() };
+            return python::StrictResult {
+                errors: vec![e],
+                warnings: Vec::new(),
+            };
         }
         // The strict parsers and their AST visitors recurse once per nesting level; give deep
         // inputs a stack that cannot run out before MAX_DEPTH.

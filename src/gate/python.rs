@@ -60,7 +60,11 @@ pub(crate) struct StrictResult {
 }
 
 pub(crate) fn check(source: &str, kind: SourceKind, target: PythonTarget) -> StrictResult {
-    let source_type = if kind.stub { PySourceType::Stub } else { PySourceType::Python };
+    let source_type = if kind.stub {
+        PySourceType::Stub
+    } else {
+        PySourceType::Python
+    };
     let options = ParseOptions::from(source_type).with_target_version(target.0);
     let parsed = parse_unchecked(source, options);
     let mut errors: Vec<GateError> = parsed
@@ -69,7 +73,12 @@ pub(crate) fn check(source: &str, kind: SourceKind, target: PythonTarget) -> Str
         .map(|e| at(source, e.location, "syntax", e.error.to_string()))
         .collect();
     errors.extend(parsed.unsupported_syntax_errors().iter().map(|e| {
-        at(source, e.range, "unsupported", format!("{e} (target Python {target})"))
+        at(
+            source,
+            e.range,
+            "unsupported",
+            format!("{e} (target Python {target})"),
+        )
     }));
     errors.extend(cpython_limits(source, parsed.tokens()));
     // Semantic checks on a tree the parser had to repair would mostly report echoes of the
@@ -81,7 +90,10 @@ pub(crate) fn check(source: &str, kind: SourceKind, target: PythonTarget) -> Str
             }
         }
     }
-    StrictResult { errors, warnings: Vec::new() }
+    StrictResult {
+        errors,
+        warnings: Vec::new(),
+    }
 }
 
 /// CPython's tokenizer refuses more than 200 open brackets (`MAXLEVEL`) and more than 100
@@ -167,7 +179,12 @@ struct Scope {
 
 impl Scope {
     fn new(kind: ScopeKind, globals: HashMap<String, TextRange>) -> Scope {
-        Scope { kind, globals, parameters: Vec::new(), loop_depth: 0 }
+        Scope {
+            kind,
+            globals,
+            parameters: Vec::new(),
+            loop_depth: 0,
+        }
     }
 }
 
@@ -181,7 +198,9 @@ struct Context<'s> {
 
 impl Context<'_> {
     fn current(&self) -> &Scope {
-        self.scopes.last().expect("the module scope is never popped")
+        self.scopes
+            .last()
+            .expect("the module scope is never popped")
     }
 
     fn innermost(&self, skip: impl Fn(ScopeKind) -> bool) -> ScopeKind {
@@ -245,13 +264,18 @@ impl SemanticSyntaxContext for Context<'_> {
     }
 
     fn in_yield_allowed_context(&self) -> bool {
-        matches!(self.current().kind, ScopeKind::Function { .. } | ScopeKind::Lambda)
+        matches!(
+            self.current().kind,
+            ScopeKind::Function { .. } | ScopeKind::Lambda
+        )
     }
 
     fn in_sync_comprehension(&self) -> bool {
         for scope in self.scopes.iter().rev() {
             match scope.kind {
-                ScopeKind::Comprehension { is_async: false, .. } => return true,
+                ScopeKind::Comprehension {
+                    is_async: false, ..
+                } => return true,
                 ScopeKind::Comprehension { .. } => {}
                 _ => return false,
             }
@@ -268,13 +292,18 @@ impl SemanticSyntaxContext for Context<'_> {
     }
 
     fn in_function_scope(&self) -> bool {
-        matches!(self.current().kind, ScopeKind::Function { .. } | ScopeKind::Lambda)
+        matches!(
+            self.current().kind,
+            ScopeKind::Function { .. } | ScopeKind::Lambda
+        )
     }
 
     fn in_generator_context(&self) -> bool {
         for scope in self.scopes.iter().rev() {
             match scope.kind {
-                ScopeKind::Comprehension { is_generator: true, .. } => return true,
+                ScopeKind::Comprehension {
+                    is_generator: true, ..
+                } => return true,
                 ScopeKind::Comprehension { .. } => {}
                 _ => return false,
             }
@@ -319,15 +348,31 @@ impl ScopeWalker<'_> {
     }
 
     fn current_mut(&mut self) -> &mut Scope {
-        self.ctx.scopes.last_mut().expect("the module scope is never popped")
+        self.ctx
+            .scopes
+            .last_mut()
+            .expect("the module scope is never popped")
     }
 
-    fn comprehension(&mut self, generators: &[ast::Comprehension], is_generator: bool, elts: &[&Expr]) {
+    fn comprehension(
+        &mut self,
+        generators: &[ast::Comprehension],
+        is_generator: bool,
+        elts: &[&Expr],
+    ) {
         // The first iterable is evaluated in the enclosing scope; everything else inside.
-        let Some(first) = generators.first() else { return };
+        let Some(first) = generators.first() else {
+            return;
+        };
         self.visit_expr(&first.iter);
         let is_async = generators.iter().any(|g| g.is_async);
-        let scope = Scope::new(ScopeKind::Comprehension { is_async, is_generator }, HashMap::new());
+        let scope = Scope::new(
+            ScopeKind::Comprehension {
+                is_async,
+                is_generator,
+            },
+            HashMap::new(),
+        );
         self.with_scope(scope, |w| {
             for (i, g) in generators.iter().enumerate() {
                 w.visit_expr(&g.target);
@@ -365,7 +410,9 @@ impl<'a> Visitor<'a> for ScopeWalker<'_> {
                     self.visit_annotation(r);
                 }
                 let mut scope = Scope::new(
-                    ScopeKind::Function { is_async: f.is_async },
+                    ScopeKind::Function {
+                        is_async: f.is_async,
+                    },
                     globals_declared_in(&f.body),
                 );
                 scope.parameters = parameter_names(&f.parameters);
@@ -407,7 +454,11 @@ impl<'a> Visitor<'a> for ScopeWalker<'_> {
                     self.visit_parameters(p);
                 }
                 let mut scope = Scope::new(ScopeKind::Lambda, HashMap::new());
-                scope.parameters = l.parameters.as_deref().map(parameter_names).unwrap_or_default();
+                scope.parameters = l
+                    .parameters
+                    .as_deref()
+                    .map(parameter_names)
+                    .unwrap_or_default();
                 self.with_scope(scope, |w| w.visit_expr(&l.body));
             }
             Expr::ListComp(c) => self.comprehension(&c.generators, false, &[&c.elt]),
@@ -455,17 +506,24 @@ mod tests {
     use crate::gate::Language;
 
     fn errors(src: &str) -> Vec<String> {
-        check(src, Language::Python.default_kind(), PythonTarget::default())
-            .errors
-            .into_iter()
-            .map(|e| e.message)
-            .collect()
+        check(
+            src,
+            Language::Python.default_kind(),
+            PythonTarget::default(),
+        )
+        .errors
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
     }
 
     #[test]
     fn catches_what_tree_sitter_lets_through() {
         assert!(!errors("def f():\n").is_empty(), "no body");
-        assert!(!errors("def f(x, y=1, z):\n    pass\n").is_empty(), "default order");
+        assert!(
+            !errors("def f(x, y=1, z):\n    pass\n").is_empty(),
+            "default order"
+        );
         assert!(!errors("x = 1\n  y = 2\n").is_empty(), "unexpected indent");
     }
 
@@ -501,9 +559,17 @@ mod tests {
     #[test]
     fn target_version_is_enforced() {
         let src = "type Point = tuple[int, int]\n";
-        let old = check(src, Language::Python.default_kind(), "3.11".parse().unwrap());
+        let old = check(
+            src,
+            Language::Python.default_kind(),
+            "3.11".parse().unwrap(),
+        );
         assert!(old.errors.iter().any(|e| e.kind == "unsupported"));
-        let new = check(src, Language::Python.default_kind(), "3.12".parse().unwrap());
+        let new = check(
+            src,
+            Language::Python.default_kind(),
+            "3.12".parse().unwrap(),
+        );
         assert!(new.errors.is_empty());
     }
 

@@ -229,7 +229,13 @@ mod tests {
     fn summary_dedups_and_prefers_strict_messages() {
         let src = "x = (\ny = 2\n";
         let errors = vec![
-            GateError::at(src, Layer::TreeSitter, 4..5, "ERROR", "unexpected `(`".into()),
+            GateError::at(
+                src,
+                Layer::TreeSitter,
+                4..5,
+                "ERROR",
+                "unexpected `(`".into(),
+            ),
             GateError::at(src, Layer::Strict, 4..5, "syntax", "expected `)`".into()),
             GateError::at(src, Layer::Strict, 4..5, "syntax", "expected `)`".into()),
         ];

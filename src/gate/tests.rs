@@ -8,9 +8,18 @@ fn check(src: &str, lang: Language) -> GateReport {
 fn valid_code_passes_every_layer() {
     for (src, lang) in [
         ("def f(x):\n    return x + 1\n", Language::Python),
-        ("export function f(x) { return x + 1; }\n", Language::JavaScript),
-        ("export function f(x: number): number { return x + 1; }\n", Language::TypeScript),
-        ("export const A = () => <div className=\"a\">{1}</div>;\n", Language::Tsx),
+        (
+            "export function f(x) { return x + 1; }\n",
+            Language::JavaScript,
+        ),
+        (
+            "export function f(x: number): number { return x + 1; }\n",
+            Language::TypeScript,
+        ),
+        (
+            "export const A = () => <div className=\"a\">{1}</div>;\n",
+            Language::Tsx,
+        ),
     ] {
         let r = check(src, lang);
         assert!(r.is_valid, "{lang}: {:#?}", r.errors);
@@ -46,7 +55,12 @@ fn strict_layer_catches_what_tree_sitter_accepts() {
 
 #[test]
 fn empty_source_is_valid() {
-    for lang in [Language::Python, Language::JavaScript, Language::TypeScript, Language::Tsx] {
+    for lang in [
+        Language::Python,
+        Language::JavaScript,
+        Language::TypeScript,
+        Language::Tsx,
+    ] {
         assert!(check("", lang).is_valid);
     }
 }

@@ -55,8 +55,18 @@ pub(crate) fn check(source: &str, language: Language) -> TreeSitterResult {
     let Some(tree) = parse(source, language) else {
         // Only happens on cancellation or a timeout, neither of which we set; treat it as one
         // error at the top rather than a crash.
-        let e = GateError::at(source, Layer::TreeSitter, 0..0, "ERROR", "tree-sitter gave up".into());
-        return TreeSitterResult { errors: vec![e], ast_depth: 0, error_nodes: 1 };
+        let e = GateError::at(
+            source,
+            Layer::TreeSitter,
+            0..0,
+            "ERROR",
+            "tree-sitter gave up".into(),
+        );
+        return TreeSitterResult {
+            errors: vec![e],
+            ast_depth: 0,
+            error_nodes: 1,
+        };
     };
     let mut errors = Vec::new();
     let mut depth = 0;
@@ -85,7 +95,11 @@ pub(crate) fn check(source: &str, language: Language) -> TreeSitterResult {
             }
             if !cursor.goto_parent() {
                 let error_nodes = errors.len();
-                return TreeSitterResult { errors, ast_depth: max_depth, error_nodes };
+                return TreeSitterResult {
+                    errors,
+                    ast_depth: max_depth,
+                    error_nodes,
+                };
             }
             depth -= 1;
         }
@@ -134,7 +148,13 @@ fn missing_node(source: &str, node: Node) -> GateError {
     } else {
         format!("missing `{kind}`")
     };
-    GateError::at(source, Layer::TreeSitter, node.byte_range(), "MISSING", message)
+    GateError::at(
+        source,
+        Layer::TreeSitter,
+        node.byte_range(),
+        "MISSING",
+        message,
+    )
 }
 
 /// The text of the first token inside an ERROR node, shortened for messages.
@@ -161,7 +181,11 @@ mod tests {
         let r = check("def f(:\n    pass\n", Language::Python);
         assert!(!r.errors.is_empty());
         let r = check("if (a) { b();\n", Language::JavaScript);
-        assert!(r.errors.iter().any(|e| e.kind == "MISSING"), "{:?}", r.errors);
+        assert!(
+            r.errors.iter().any(|e| e.kind == "MISSING"),
+            "{:?}",
+            r.errors
+        );
         let ok = check("const a: number = 1;\n", Language::TypeScript);
         assert!(ok.errors.is_empty());
         assert!(ok.ast_depth >= 3);

@@ -24,7 +24,11 @@ impl Diff {
             .context_radius(3)
             .header(&format!("a/{label}"), &format!("b/{label}"))
             .to_string();
-        Diff { unified, lines_added, lines_removed }
+        Diff {
+            unified,
+            lines_added,
+            lines_removed,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -20,9 +20,17 @@ pub enum PatchError {
     #[error("{path}: refusing to write outside the repository root ({reason})")]
     Escape { path: String, reason: &'static str },
     #[error("{path}: the file changed since it was read (expected {expected}, found {actual}); re-run to patch the current version")]
-    Stale { path: String, expected: String, actual: String },
+    Stale {
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: changed since the run wrote it (expected {expected}, found {actual}); use --force to restore the backup anyway")]
-    ChangedSinceRun { path: String, expected: String, actual: String },
+    ChangedSinceRun {
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: backup {backup} is missing or does not match its recorded hash")]
     BadBackup { path: String, backup: String },
     #[error("{path}: {source}")]
@@ -30,7 +38,10 @@ pub enum PatchError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PatchError + '_ {
-    move |source| PatchError::Io { path: path.display().to_string(), source }
+    move |source| PatchError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// `sha256:<hex>` of some bytes, the form provenance records use.
@@ -59,7 +70,12 @@ impl Snapshot {
         let abs = resolve_in_repo(root, rel)?;
         let bytes = fs::read(&abs).map_err(io_err(rel))?;
         let hash = sha256_tagged(&bytes);
-        Ok(Snapshot { rel: rel.to_path_buf(), abs, bytes, hash })
+        Ok(Snapshot {
+            rel: rel.to_path_buf(),
+            abs,
+            bytes,
+            hash,
+        })
     }
 }
 
@@ -93,7 +109,9 @@ pub fn apply(
             actual,
         });
     }
-    let permissions = fs::metadata(&abs).map_err(io_err(&snapshot.rel))?.permissions();
+    let permissions = fs::metadata(&abs)
+        .map_err(io_err(&snapshot.rel))?
+        .permissions();
 
     let backup = backup_dir.join(&snapshot.rel);
     if let Some(parent) = backup.parent() {
@@ -149,7 +167,10 @@ pub fn rollback(root: &Path, files: &[Restore], force: bool) -> Result<Vec<PathB
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err(&f.file_path)(e)),
         };
-        let actual = current.as_deref().map(sha256_tagged).unwrap_or_else(|| "missing".into());
+        let actual = current
+            .as_deref()
+            .map(sha256_tagged)
+            .unwrap_or_else(|| "missing".into());
         if actual != f.modified_hash && !force {
             return Err(PatchError::ChangedSinceRun {
                 path: f.file_path.display().to_string(),
@@ -157,7 +178,9 @@ pub fn rollback(root: &Path, files: &[Restore], force: bool) -> Result<Vec<PathB
                 actual,
             });
         }
-        let permissions = fs::metadata(&backup_abs).map_err(io_err(&f.backup_path))?.permissions();
+        let permissions = fs::metadata(&backup_abs)
+            .map_err(io_err(&f.backup_path))?
+            .permissions();
         plan.push((abs, backup, permissions, f.file_path.clone()));
     }
     let mut restored = Vec::with_capacity(plan.len());

@@ -6,7 +6,10 @@ use super::PatchError;
 /// outside the root: absolute paths, `..`, and symlinks (of the file or any parent) that
 /// resolve outside it. A path that does not exist yet is judged by its nearest existing parent.
 pub fn resolve_in_repo(root: &Path, rel: &Path) -> Result<PathBuf, PatchError> {
-    let escape = |reason| PatchError::Escape { path: rel.display().to_string(), reason };
+    let escape = |reason| PatchError::Escape {
+        path: rel.display().to_string(),
+        reason,
+    };
     if rel.as_os_str().is_empty() {
         return Err(escape("empty path"));
     }
@@ -19,9 +22,10 @@ pub fn resolve_in_repo(root: &Path, rel: &Path) -> Result<PathBuf, PatchError> {
             }
         }
     }
-    let root = root
-        .canonicalize()
-        .map_err(|source| PatchError::Io { path: root.display().to_string(), source })?;
+    let root = root.canonicalize().map_err(|source| PatchError::Io {
+        path: root.display().to_string(),
+        source,
+    })?;
     let joined = root.join(rel);
     // Walk up to the deepest part that exists and resolve its symlinks.
     let mut existing = joined.as_path();
@@ -39,7 +43,9 @@ pub fn resolve_in_repo(root: &Path, rel: &Path) -> Result<PathBuf, PatchError> {
         }
     };
     if !resolved.starts_with(&root) {
-        return Err(escape("it resolves through a symlink to a place outside the root"));
+        return Err(escape(
+            "it resolves through a symlink to a place outside the root",
+        ));
     }
     let mut full = resolved;
     for part in rest.into_iter().rev().flatten() {

@@ -24,7 +24,10 @@ fn apply_backs_up_writes_and_rolls_back_byte_for_byte() {
     assert_eq!(change.lines_removed, 1);
     assert_eq!(change.backup_path, ".ouroboros/runs/r1/backups/src/a.py");
     assert_eq!(fs::read(root.join(&change.backup_path)).unwrap(), original);
-    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o750);
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o750
+    );
 
     let restore = Restore {
         file_path: "src/a.py".into(),
@@ -34,7 +37,10 @@ fn apply_backs_up_writes_and_rolls_back_byte_for_byte() {
     };
     rollback(root, std::slice::from_ref(&restore), false).unwrap();
     assert_eq!(fs::read(&file).unwrap(), original);
-    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o750);
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o750
+    );
 }
 
 #[test]
@@ -45,7 +51,10 @@ fn stale_files_are_refused() {
     fs::write(root.join("src/a.py"), "edited by someone else\n").unwrap();
     let err = apply(root, &root.join("b"), &snap, b"new\n").unwrap_err();
     assert!(matches!(err, PatchError::Stale { .. }), "{err}");
-    assert_eq!(fs::read_to_string(root.join("src/a.py")).unwrap(), "edited by someone else\n");
+    assert_eq!(
+        fs::read_to_string(root.join("src/a.py")).unwrap(),
+        "edited by someone else\n"
+    );
     assert!(!root.join("b").exists(), "no backup for a refused write");
 }
 
@@ -64,9 +73,15 @@ fn rollback_refuses_files_changed_since_the_run_unless_forced() {
     };
     let err = rollback(root, std::slice::from_ref(&restore), false).unwrap_err();
     assert!(matches!(err, PatchError::ChangedSinceRun { .. }));
-    assert_eq!(fs::read_to_string(root.join("src/a.py")).unwrap(), "later edit\n");
+    assert_eq!(
+        fs::read_to_string(root.join("src/a.py")).unwrap(),
+        "later edit\n"
+    );
     rollback(root, &[restore], true).unwrap();
-    assert_eq!(fs::read_to_string(root.join("src/a.py")).unwrap(), "x = 1\ny = 2\n");
+    assert_eq!(
+        fs::read_to_string(root.join("src/a.py")).unwrap(),
+        "x = 1\ny = 2\n"
+    );
 }
 
 #[test]
@@ -77,7 +92,14 @@ fn paths_outside_the_root_are_refused() {
     std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("f.py"), root.join("filelink.py")).unwrap();
     fs::write(outside.path().join("f.py"), "x\n").unwrap();
-    for bad in ["../x.py", "/etc/passwd", "link/f.py", "filelink.py", "src/../../x.py", ""] {
+    for bad in [
+        "../x.py",
+        "/etc/passwd",
+        "link/f.py",
+        "filelink.py",
+        "src/../../x.py",
+        "",
+    ] {
         let err = resolve_in_repo(root, Path::new(bad)).unwrap_err();
         assert!(matches!(err, PatchError::Escape { .. }), "{bad}: {err}");
     }

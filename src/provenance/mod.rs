@@ -59,8 +59,10 @@ impl ProvenanceLogger {
         let store = RunStore::new(root);
         let run_id = new_run_id();
         let dir = store.run_dir(&run_id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|source| PatchError::Io { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| PatchError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         Ok(ProvenanceLogger {
             dir,
             record: RunRecord::new(run_id, issue_description, now_rfc3339()),
@@ -85,7 +87,13 @@ impl ProvenanceLogger {
         self.record.models_used.push(usage);
     }
 
-    pub fn log_safety_check(&mut self, check_type: &str, passed: bool, details: String, file: Option<&str>) {
+    pub fn log_safety_check(
+        &mut self,
+        check_type: &str,
+        passed: bool,
+        details: String,
+        file: Option<&str>,
+    ) {
         self.record.safety_checks.push(SafetyCheck {
             check_type: check_type.to_string(),
             passed,
@@ -118,7 +126,12 @@ impl ProvenanceLogger {
     }
 
     fn write(&mut self, success: bool, error: Option<String>) -> Result<PathBuf, PatchError> {
-        self.record.close(now_rfc3339(), self.started.elapsed().as_secs_f64(), success, error);
+        self.record.close(
+            now_rfc3339(),
+            self.started.elapsed().as_secs_f64(),
+            success,
+            error,
+        );
         let redacted = self.record.redacted();
         let json = serde_json::to_vec_pretty(&redacted).expect("a RunRecord always serializes");
         let path = self.dir.join(RECORD_FILE);

@@ -157,7 +157,13 @@ impl RunRecord {
         }
     }
 
-    pub(crate) fn close(&mut self, end: String, seconds: f64, success: bool, error: Option<String>) {
+    pub(crate) fn close(
+        &mut self,
+        end: String,
+        seconds: f64,
+        success: bool,
+        error: Option<String>,
+    ) {
         self.timestamp_end = Some(end);
         self.duration_seconds = (seconds * 1000.0).round() / 1000.0;
         self.success = success;
@@ -167,7 +173,11 @@ impl RunRecord {
             total_model_time_ms: self.models_used.iter().map(|m| m.duration_ms).sum(),
             num_safety_checks_passed: self.safety_checks.iter().filter(|c| c.passed).count(),
             total_lines_added: self.file_modifications.iter().map(|f| f.lines_added).sum(),
-            total_lines_removed: self.file_modifications.iter().map(|f| f.lines_removed).sum(),
+            total_lines_removed: self
+                .file_modifications
+                .iter()
+                .map(|f| f.lines_removed)
+                .sum(),
         };
     }
 

@@ -60,7 +60,14 @@ fn mask_tokens(text: &str) -> String {
 }
 
 fn mask_assignment(word: &str, lower: &str) -> Option<String> {
-    for key in ["password=", "passwd=", "api_key=", "apikey=", "token=", "secret="] {
+    for key in [
+        "password=",
+        "passwd=",
+        "api_key=",
+        "apikey=",
+        "token=",
+        "secret=",
+    ] {
         if let Some(pos) = lower.find(key) {
             let value_at = pos + key.len();
             if value_at < word.len() {
@@ -76,7 +83,9 @@ fn looks_like_key(word: &str) -> bool {
     let prefixed = ["sk-", "sk_", "hf_", "ghp_", "github_pat_", "xoxb-"]
         .iter()
         .any(|p| w.starts_with(p) && w.len() >= p.len() + 16);
-    prefixed && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    prefixed
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
 
 /// `scheme://user:pass@host` → `scheme://user:[REDACTED]@host`.
@@ -93,10 +102,16 @@ mod tests {
 
     #[test]
     fn keys_passwords_and_url_credentials_are_masked() {
-        let text = "use sk-abcdefghijklmnopqrstuvwx and password=hunter22 at bolt://neo4j:s3cret@db:7687 \
+        let text =
+            "use sk-abcdefghijklmnopqrstuvwx and password=hunter22 at bolt://neo4j:s3cret@db:7687 \
                     with Authorization: Bearer abc.def.ghi";
         let r = redact(text);
-        for secret in ["sk-abcdefghijklmnopqrstuvwx", "hunter22", "s3cret", "abc.def.ghi"] {
+        for secret in [
+            "sk-abcdefghijklmnopqrstuvwx",
+            "hunter22",
+            "s3cret",
+            "abc.def.ghi",
+        ] {
             assert!(!r.contains(secret), "{secret} leaked: {r}");
         }
         assert!(r.contains("bolt://neo4j:[REDACTED]@db:7687"));

@@ -11,12 +11,18 @@ pub struct RunStore {
 /// One entry of a listing: a record, or the reason a directory's record could not be read.
 pub enum ListedRun {
     Ok(Box<RunRecord>),
-    Unreadable { run_id: String, path: PathBuf, reason: String },
+    Unreadable {
+        run_id: String,
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 impl RunStore {
     pub fn new(root: &Path) -> RunStore {
-        RunStore { runs: root.join(".ouroboros").join("runs") }
+        RunStore {
+            runs: root.join(".ouroboros").join("runs"),
+        }
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
@@ -43,7 +49,9 @@ impl RunStore {
 
     /// Every run, newest first. Unreadable records are listed as such, never fatal.
     pub fn list(&self) -> Vec<ListedRun> {
-        let Ok(entries) = fs::read_dir(&self.runs) else { return Vec::new() };
+        let Ok(entries) = fs::read_dir(&self.runs) else {
+            return Vec::new();
+        };
         let mut ids: Vec<String> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
@@ -57,7 +65,11 @@ impl RunStore {
                 let path = self.record_path(&id);
                 match read_record(&path) {
                     Ok(r) => ListedRun::Ok(Box::new(r)),
-                    Err(reason) => ListedRun::Unreadable { run_id: id, path, reason },
+                    Err(reason) => ListedRun::Unreadable {
+                        run_id: id,
+                        path,
+                        reason,
+                    },
                 }
             })
             .collect()
@@ -73,7 +85,8 @@ impl RunStore {
 
 fn read_record(path: &Path) -> Result<RunRecord, String> {
     let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a valid run record: {e}", path.display()))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a valid run record: {e}", path.display()))
 }
 
 /// `gen_YYYYMMDD_HHMMSS_xxxxxx`; anything else is not ours (and could be a path trick).
@@ -85,5 +98,7 @@ pub fn is_valid_run_id(id: &str) -> bool {
         && b[12] == b'_'
         && b[13..19].iter().all(u8::is_ascii_digit)
         && b[19] == b'_'
-        && b[20..].iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        && b[20..]
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }

@@ -39,8 +39,16 @@ fn a_finished_run_writes_the_seed_schema_with_totals() {
 
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     for key in [
-        "run_id", "issue_description", "timestamp_start", "timestamp_end", "duration_seconds",
-        "success", "models_used", "safety_checks", "file_modifications", "metadata",
+        "run_id",
+        "issue_description",
+        "timestamp_start",
+        "timestamp_end",
+        "duration_seconds",
+        "success",
+        "models_used",
+        "safety_checks",
+        "file_modifications",
+        "metadata",
     ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
@@ -68,7 +76,12 @@ fn a_dropped_logger_records_a_failure() {
 fn secrets_do_not_reach_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let log = ProvenanceLogger::start(dir.path(), "connect with password=topsecret99").unwrap();
-    let path = log.finish(false, Some("auth failed for sk-0123456789abcdefghijkl".into())).unwrap();
+    let path = log
+        .finish(
+            false,
+            Some("auth failed for sk-0123456789abcdefghijkl".into()),
+        )
+        .unwrap();
     let text = std::fs::read_to_string(path).unwrap();
     assert!(!text.contains("topsecret99") && !text.contains("sk-0123456789abcdefghijkl"));
 }
@@ -86,7 +99,10 @@ fn listing_skips_corrupt_records_without_failing() {
     std::fs::create_dir_all(store.run_dir("gen_29990101_000001_abcdef")).unwrap();
     let listed = store.list();
     assert_eq!(listed.len(), 3);
-    let unreadable = listed.iter().filter(|r| matches!(r, ListedRun::Unreadable { .. })).count();
+    let unreadable = listed
+        .iter()
+        .filter(|r| matches!(r, ListedRun::Unreadable { .. }))
+        .count();
     assert_eq!(unreadable, 2);
     assert_eq!(store.latest().unwrap().run_id, good_id);
 }

@@ -1,0 +1,73 @@
+//! The command line: one file per subcommand. Errors become `anyhow` here and only here.
+
+mod apply;
+mod list_runs;
+mod rollback;
+mod status;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes shared by every command.
+pub mod exit {
+    /// Everything checked out (all valid, applied, found).
+    pub const OK: u8 = 0;
+    /// The command ran, and found invalid code or refused a change.
+    pub const REJECTED: u8 = 1;
+    /// Usage, I/O or environment error.
+    pub const ERROR: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ouroboros",
+    version,
+    about = "Refactor code with a local masked-diffusion model; invalid code never reaches disk."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that source files parse: tree-sitter plus a strict parser per language.
+    Validate(validate::Args),
+    /// Replace a file with new content through the gate: diff, backup, atomic write, provenance.
+    Apply(apply::Args),
+    /// Restore every file a run changed, byte for byte.
+    Rollback(rollback::Args),
+    /// Show one run's provenance: models, safety checks, files.
+    Status(status::Args),
+    /// List recent runs.
+    ListRuns(list_runs::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Rollback(a) => rollback::run(a),
+        Command::Status(a) => status::run(a),
+        Command::ListRuns(a) => list_runs::run(a),
+    }
+}
+
+/// The repository root: `--root` if given, else the nearest ancestor of the working directory
+/// holding `.ouroboros` or `.git`, else the working directory.
+pub(crate) fn repo_root(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(root) = explicit {
+        anyhow::ensure!(root.is_dir(), "--root {}: not a directory", root.display());
+        return Ok(root.to_path_buf());
+    }
+    let cwd = std::env::current_dir()?;
+    for dir in cwd.ancestors() {
+        if dir.join(".ouroboros").is_dir() || dir.join(".git").exists() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    Ok(cwd)
+}
