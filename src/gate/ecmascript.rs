@@ -3,10 +3,12 @@
 //! `let` bindings, `break` to an unknown label, strict-mode rules in modules and classes).
 
 use oxc_allocator::Allocator;
+use oxc_ast::ast::{FormalParameters, TSInterfaceBody, TSSignature, TSTypeLiteral};
+use oxc_ast_visit::{walk, Visit};
 use oxc_diagnostics::OxcDiagnostic;
 use oxc_parser::{ParseOptions, Parser};
 use oxc_semantic::SemanticBuilder;
-use oxc_span::SourceType;
+use oxc_span::{GetSpan, SourceType, Span};
 
 use super::python::StrictResult;
 use super::report::{GateError, Layer};
@@ -50,6 +52,14 @@ pub(crate) fn check(source: &str, kind: SourceKind) -> StrictResult {
         .map(|d| to_error(source, d, "syntax"))
         .collect();
     let mut warnings = Vec::new();
+    if errors.is_empty() && !parsed.panicked && kind.language != Language::JavaScript {
+        let mut separators = MissingSeparators {
+            source,
+            found: Vec::new(),
+        };
+        separators.visit_program(&parsed.program);
+        errors.extend(separators.found);
+    }
     if errors.is_empty() && !parsed.panicked {
         let semantic = SemanticBuilder::new()
             .with_check_syntax_error(true)
@@ -77,6 +87,81 @@ pub(crate) fn check(source: &str, kind: SourceKind) -> StrictResult {
         ));
     }
     StrictResult { errors, warnings }
+}
+
+/// oxc 0.146 accepts some TypeScript that `tsc`'s parser rejects, all from a dropped colon or
+/// comma: type members with no separator on one line (`url string;` parses as two members), and
+/// a `this` parameter with no comma before the next one (`f(this any)`). These checks put back
+/// the rules the TypeScript grammar states.
+struct MissingSeparators<'s> {
+    source: &'s str,
+    found: Vec<GateError>,
+}
+
+impl MissingSeparators<'_> {
+    fn members(&mut self, members: &[TSSignature]) {
+        for pair in members.windows(2) {
+            let (a, b) = (pair[0].span(), pair[1].span());
+            let own_end = self
+                .source
+                .get(a.start as usize..a.end as usize)
+                .unwrap_or("");
+            let gap = self
+                .source
+                .get(a.end as usize..b.start as usize)
+                .unwrap_or("");
+            let separated = own_end.ends_with([',', ';'])
+                || gap.contains([',', ';', '\n', '\r', '\u{2028}', '\u{2029}']);
+            if !separated {
+                self.report(b, "`,` or `;` expected between type members");
+            }
+        }
+    }
+
+    fn report(&mut self, at: Span, message: &str) {
+        let range = at.start as usize..at.end as usize;
+        self.found.push(GateError::at(
+            self.source,
+            Layer::Strict,
+            range,
+            "syntax",
+            message.into(),
+        ));
+    }
+}
+
+impl<'a> Visit<'a> for MissingSeparators<'_> {
+    fn visit_ts_interface_body(&mut self, it: &TSInterfaceBody<'a>) {
+        self.members(&it.body);
+        walk::walk_ts_interface_body(self, it);
+    }
+
+    fn visit_ts_type_literal(&mut self, it: &TSTypeLiteral<'a>) {
+        self.members(&it.members);
+        walk::walk_ts_type_literal(self, it);
+    }
+
+    fn visit_formal_parameters(&mut self, it: &FormalParameters<'a>) {
+        let first = it
+            .items
+            .first()
+            .map(|p| p.span)
+            .or(it.rest.as_ref().map(|r| r.span));
+        if let Some(first) = first {
+            let head = self
+                .source
+                .get(it.span.start as usize..first.start as usize)
+                .unwrap_or("");
+            let head = head.trim_start_matches('(').trim_start();
+            let this_param = head.strip_prefix("this").is_some_and(|rest| {
+                !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$')
+            });
+            if this_param && !head.contains(',') {
+                self.report(first, "`,` expected after the `this` parameter");
+            }
+        }
+        walk::walk_formal_parameters(self, it);
+    }
 }
 
 fn to_error(source: &str, d: &OxcDiagnostic, kind: &str) -> GateError {
@@ -129,6 +214,33 @@ mod tests {
         assert!(errors("const a = <div/>;\n", "a.jsx").is_empty());
         assert!(!errors("const a = <div/>;\n", "a.js").is_empty());
         assert!(errors("const a = <div/>;\n", "a.tsx").is_empty());
+    }
+
+    #[test]
+    fn dropped_colons_in_typescript_are_caught() {
+        for bad in [
+            "interface A {\n  a boolean,\n}\n",
+            "interface A {\n  a? boolean\n}\n",
+            "type A = { url string; };\n",
+            "let x: {a: number b: string};\n",
+            "function f(this any) {}\n",
+        ] {
+            assert!(!errors(bad, "a.ts").is_empty(), "{bad}");
+            assert!(!errors(bad, "a.tsx").is_empty(), "{bad}");
+        }
+        for good in [
+            "interface A {\n  a: boolean\n  b: string;\n  c(): void, d: Map<K, V>\n}\n",
+            "type A = { a: number; b: string };\n",
+            "function f(this: any, a: number) {}\n",
+            "function f(thisArg: any) {}\n",
+            "function f(this: Window) {}\n",
+        ] {
+            assert!(
+                errors(good, "a.ts").is_empty(),
+                "{good}: {:?}",
+                errors(good, "a.ts")
+            );
+        }
     }
 
     #[test]
