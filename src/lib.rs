@@ -6,6 +6,9 @@
 //! [`patch`] engine and [`provenance`] records, and the [`cli`] that drives them.
 
 pub mod cli;
+pub mod device;
+pub mod diffusion;
 pub mod gate;
+pub mod models;
 pub mod patch;
 pub mod provenance;

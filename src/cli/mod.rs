@@ -1,7 +1,11 @@
 //! The command line: one file per subcommand. Errors become `anyhow` here and only here.
 
 mod apply;
+mod bench;
+mod gen_opts;
+mod generate;
 mod list_runs;
+mod models;
 mod rollback;
 mod status;
 mod validate;
@@ -40,6 +44,12 @@ pub enum Command {
     Apply(apply::Args),
     /// Restore every file a run changed, byte for byte.
     Rollback(rollback::Args),
+    /// Generate text with a masked-diffusion model: a prompt continuation or an in-place infill.
+    Generate(generate::Args),
+    /// Sweep step counts (and lengths, samplers, thresholds) and print a llama-bench-style table.
+    Bench(bench::Args),
+    /// The supported checkpoints (`list`) and downloading them (`pull`).
+    Models(models::Args),
     /// Show one run's provenance: models, safety checks, files.
     Status(status::Args),
     /// List recent runs.
@@ -51,6 +61,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Rollback(a) => rollback::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Models(a) => models::run(a),
         Command::Status(a) => status::run(a),
         Command::ListRuns(a) => list_runs::run(a),
     }

@@ -18,6 +18,30 @@ pub enum ListedRun {
     },
 }
 
+impl ListedRun {
+    fn sort_key(&self) -> (String, String) {
+        match self {
+            ListedRun::Ok(r) => (r.timestamp_start.clone(), r.run_id.clone()),
+            ListedRun::Unreadable { run_id, .. } => (started_from_id(run_id), run_id.clone()),
+        }
+    }
+}
+
+/// `gen_20261121_162041_…` → `2026-11-21T16:20:41`, comparable with recorded timestamps.
+fn started_from_id(id: &str) -> String {
+    let d = &id[4..12];
+    let t = &id[13..19];
+    format!(
+        "{}-{}-{}T{}:{}:{}",
+        &d[..4],
+        &d[4..6],
+        &d[6..],
+        &t[..2],
+        &t[2..4],
+        &t[4..]
+    )
+}
+
 impl RunStore {
     pub fn new(root: &Path) -> RunStore {
         RunStore {

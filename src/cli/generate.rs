@@ -1,0 +1,202 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::exit;
+use super::gen_opts::{build_config, load_model, parse_infill, ModelArgs, SamplingArgs};
+use crate::diffusion::{generate, Canvas, StepEvent};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Text to continue, tokenized as is.
+    #[arg(long, conflicts_with = "infill", required_unless_present = "infill")]
+    pub prompt: Option<String>,
+    /// Rewrite lines START-END of FILE: the rest of the file stays and the span is re-generated
+    /// with --gen-length tokens.
+    #[arg(long)]
+    pub infill: Option<String>,
+    /// Wrap --prompt in the checkpoint's chat template (Instruct models).
+    #[arg(long)]
+    pub chat: bool,
+    #[arg(long)]
+    pub gen_length: Option<usize>,
+    #[arg(long)]
+    pub block_length: Option<usize>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Show the canvas as it is denoised (on stderr).
+    #[arg(long)]
+    pub visual: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let loaded = load_model(&args.model)?;
+    let cfg = build_config(&loaded, &args.sampling, args.gen_length, args.block_length)?;
+    let model = &loaded.model;
+    let codec = &model.codec;
+
+    let (canvas, prefix_text, suffix_text) = match (&args.prompt, &args.infill) {
+        (Some(prompt), _) => {
+            let text = if args.chat {
+                chat_prompt(model, prompt)?
+            } else {
+                prompt.clone()
+            };
+            let ids = codec.encode(&text)?;
+            (
+                Canvas::for_prompt(&ids, cfg.gen_length, model.mask_id),
+                text,
+                String::new(),
+            )
+        }
+        (None, Some(spec)) => {
+            let (file, start, end) = parse_infill(spec)?;
+            let source = std::fs::read_to_string(&file)
+                .with_context(|| format!("--infill {}", file.display()))?;
+            let lines: Vec<&str> = source.split_inclusive('\n').collect();
+            if end > lines.len() {
+                bail!(
+                    "--infill {spec}: {} has only {} lines",
+                    file.display(),
+                    lines.len()
+                );
+            }
+            let prefix: String = lines[..start - 1].concat();
+            let suffix: String = lines[end..].concat();
+            let canvas = Canvas::for_infill(
+                &codec.encode(&prefix)?,
+                cfg.gen_length,
+                &codec.encode(&suffix)?,
+                model.mask_id,
+            );
+            (canvas, prefix, suffix)
+        }
+        (None, None) => bail!("give --prompt TEXT or --infill FILE:START-END"),
+    };
+    let prompt_ids = canvas.tokens[..canvas.span.start].to_vec();
+
+    let show_bar = !args.json && !args.visual && std::io::stderr().is_terminal();
+    let bar = if show_bar {
+        ProgressBar::new(cfg.steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("denoising {bar:40} step {pos}/{len} {msg}")
+            .expect("static template"),
+    );
+    let mask = model.mask_id;
+    let visual = args.visual;
+    let out = generate(model, canvas, &cfg, |e: &StepEvent| {
+        bar.set_position(e.step as u64);
+        bar.set_message(format!("{} masked", e.masked_left));
+        if visual {
+            let shown: String = e
+                .canvas
+                .generated()
+                .iter()
+                .map(|&t| {
+                    if t == mask {
+                        "░".to_string()
+                    } else {
+                        codec.decode(&[t], false)
+                    }
+                })
+                .collect();
+            eprintln!(
+                "step {:>3} (+{:>2}) │ {}",
+                e.step,
+                e.committed,
+                shown.replace('\n', "⏎")
+            );
+        }
+    })?;
+    bar.finish_and_clear();
+
+    let generated = out.canvas.generated().to_vec();
+    let generated_text = codec.decode(&generated, false);
+    let text = match &args.infill {
+        Some(_) => format!("{prefix_text}{generated_text}{suffix_text}"),
+        None => generated_text,
+    };
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "text": text,
+                "token_ids": generated,
+                "prompt_token_ids": prompt_ids,
+                "steps": out.step_ms.len(),
+                "forward_passes": out.forward_passes,
+                "tok_per_s": out.tokens_per_second(),
+                "ms_per_step": out.ms_per_step(),
+                "sampler": cfg.sampler.name(),
+                "gen_length": cfg.gen_length,
+                "block_length": cfg.block_length,
+                "seed": cfg.seed,
+                "device": loaded.device.to_string(),
+            })
+        );
+    } else {
+        println!("{text}");
+        eprintln!(
+            "{} tokens in {:.2}s: {:.1} tok/s, {:.1} ms/step, {} forward passes ({} steps, {}, block {})",
+            generated.len(),
+            out.seconds,
+            out.tokens_per_second(),
+            out.ms_per_step(),
+            out.forward_passes,
+            out.step_ms.len(),
+            cfg.sampler,
+            cfg.block_length
+        );
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Render the checkpoint's chat template (tokenizer_config.json) around one user message.
+fn chat_prompt(model: &crate::diffusion::DiffusionLm, prompt: &str) -> anyhow::Result<String> {
+    let path = model.dir.join("tokenizer_config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--chat needs {}", path.display()))?;
+    let cfg: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let template = cfg
+        .get("chat_template")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no chat_template; drop --chat for base models",
+                path.display()
+            )
+        })?;
+    let mut env = minijinja::Environment::new();
+    env.add_template("chat", template)
+        .with_context(|| format!("{}: chat_template", path.display()))?;
+    let token = |k: &str| {
+        cfg.get(k).and_then(|v| {
+            v.as_str().map(str::to_string).or_else(|| {
+                v.get("content")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string)
+            })
+        })
+    };
+    let rendered = env
+        .get_template("chat")?
+        .render(minijinja::context! {
+            messages => vec![minijinja::context! { role => "user", content => prompt }],
+            add_generation_prompt => true,
+            bos_token => token("bos_token").unwrap_or_default(),
+            eos_token => token("eos_token").unwrap_or_default(),
+        })
+        .with_context(|| format!("{}: rendering chat_template", path.display()))?;
+    Ok(rendered)
+}

@@ -1,0 +1,101 @@
+use std::process::ExitCode;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use super::exit;
+use crate::models;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// The supported checkpoints, and whether each is in the local cache.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a checkpoint into the Hugging Face cache and record the sha256 of every file.
+    Pull {
+        /// A hub id (ORG/NAME) or a manifest name from `models list`.
+        id: String,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ModelsCommand::List { json } => {
+            let all = models::manifests();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::from(exit::OK));
+            }
+            let mut t = Table::new();
+            t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+                "name",
+                "hub id",
+                "family",
+                "mask",
+                "shift",
+                "sampler",
+                "steps/gen/block",
+                "local",
+            ]);
+            for m in &all {
+                let local = if models::resolve(&m.hub_id).is_ok() {
+                    "yes"
+                } else {
+                    "no"
+                };
+                let r = &m.recommended;
+                t.add_row(vec![
+                    m.name.clone(),
+                    m.hub_id.clone(),
+                    m.family.name().to_string(),
+                    m.mask_token_id
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "tokenizer".into()),
+                    m.logit_shift.to_string(),
+                    r.sampler.clone(),
+                    format!("{}/{}/{}", r.steps, r.gen_length, r.block_length),
+                    local.to_string(),
+                ]);
+            }
+            println!("{t}");
+            Ok(ExitCode::from(exit::OK))
+        }
+        ModelsCommand::Pull { id } => {
+            let record = models::pull(&id)?;
+            for (file, hash) in &record.files {
+                println!("{hash}  {file}");
+            }
+            let dir = dirs_cache().join("pulls");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!("{}.json", record.hub_id.replace('/', "--")));
+            crate::patch::atomic_write(
+                &path,
+                serde_json::to_string_pretty(&record)?.as_bytes(),
+                None,
+            )?;
+            println!(
+                "pulled {} ({} files) into {}\nhashes recorded in {}",
+                record.hub_id,
+                record.files.len(),
+                record.dir.display(),
+                path.display()
+            );
+            Ok(ExitCode::from(exit::OK))
+        }
+    }
+}
+
+fn dirs_cache() -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ouroboros")
+}

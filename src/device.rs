@@ -1,0 +1,128 @@
+//! Choosing where tensors live: `cpu`, `cuda:N` or `metal`, with a clear message when this build
+//! lacks the backend.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Cpu,
+    Cuda(usize),
+    Metal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("--device {0}: expected cpu, cuda, cuda:N or metal")]
+    Unknown(String),
+    #[error("--device {spec}: this build has no {backend} support; rebuild with `cargo build --release --features {feature}`")]
+    NotBuilt {
+        spec: String,
+        backend: &'static str,
+        feature: &'static str,
+    },
+    #[error("--device {spec}: {source}")]
+    Unavailable {
+        spec: String,
+        source: candle_core::Error,
+    },
+}
+
+impl FromStr for DeviceSpec {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "metal" => Ok(DeviceSpec::Metal),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| DeviceError::Unknown(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::Metal => f.write_str("metal"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    pub fn open(self) -> Result<Device, DeviceError> {
+        let spec = self.to_string();
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(n) => {
+                if !cfg!(feature = "cuda") {
+                    return Err(DeviceError::NotBuilt {
+                        spec,
+                        backend: "CUDA",
+                        feature: "cuda",
+                    });
+                }
+                Device::new_cuda(n).map_err(|source| DeviceError::Unavailable { spec, source })
+            }
+            DeviceSpec::Metal => {
+                if !cfg!(feature = "metal") {
+                    return Err(DeviceError::NotBuilt {
+                        spec,
+                        backend: "Metal",
+                        feature: "metal",
+                    });
+                }
+                Device::new_metal(0).map_err(|source| DeviceError::Unavailable { spec, source })
+            }
+        }
+    }
+}
+
+/// `f32`, `bf16` or `f16`, as the command line spells them.
+pub fn parse_dtype(s: &str) -> Result<DType, String> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "bf16" => Ok(DType::BF16),
+        "f16" => Ok(DType::F16),
+        other => Err(format!("--dtype {other}: expected f32, bf16 or f16")),
+    }
+}
+
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::BF16 => "bf16",
+        DType::F16 => "f16",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_name_missing_features() {
+        assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert!("tpu"
+            .parse::<DeviceSpec>()
+            .unwrap_err()
+            .to_string()
+            .contains("tpu"));
+        assert!(DeviceSpec::Cpu.open().unwrap().is_cpu());
+        if !cfg!(feature = "cuda") {
+            let e = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
+            assert!(e.contains("--features cuda"), "{e}");
+        }
+        assert!(parse_dtype("f64").unwrap_err().contains("--dtype"));
+    }
+}

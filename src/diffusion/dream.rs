@@ -1,0 +1,174 @@
+//! Dream family (Dream-v0-Base/Instruct-7B, Dream-Coder-v0-7B, DiffuCoder-7B, Open-dCoder and the
+//! Qwen2.5-Coder diffusion conversions): the Qwen2 layout with q/k/v biases and grouped-query
+//! attention, run without a causal mask. Its logits are shifted by one (the output at i−1
+//! predicts token i); the generator applies that shift, not the model.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{embedding, linear_no_bias, Embedding, Linear, RmsNorm, VarBuilder};
+use serde::Deserialize;
+
+use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary};
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_theta() -> f64 {
+    10_000.0
+}
+fn default_act() -> String {
+    "silu".into()
+}
+fn default_max_positions() -> usize {
+    32_768
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    pub vocab_size: usize,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_max_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub mask_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<serde_json::Value>,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+}
+
+impl Config {
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn unsupported(&self) -> Option<(&'static str, String)> {
+        if self.hidden_act != "silu" {
+            return Some(("hidden_act", self.hidden_act.clone()));
+        }
+        if let Some(s) = &self.rope_scaling {
+            if !s.is_null() {
+                return Some(("rope_scaling", s.to_string()));
+            }
+        }
+        let heads = self.num_attention_heads;
+        if heads == 0 || self.hidden_size % heads != 0 || heads % self.kv_heads() != 0 {
+            return Some(("num_attention_heads", heads.to_string()));
+        }
+        None
+    }
+
+    /// The first EOS id, whether config.json gives one id or a list.
+    pub fn eos(&self) -> Option<u32> {
+        match &self.eos_token_id {
+            Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| n as u32),
+            Some(serde_json::Value::Array(a)) => {
+                a.first().and_then(|v| v.as_u64()).map(|n| n as u32)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub struct Model {
+    embed: Embedding,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rotary: Rotary,
+}
+
+impl Model {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Model> {
+        let m = vb.pp("model");
+        let embed = embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
+        let names = AttentionNames {
+            q: "q_proj",
+            k: "k_proj",
+            v: "v_proj",
+            o: "o_proj",
+        };
+        let mlp_names = MlpNames {
+            gate: "gate_proj",
+            up: "up_proj",
+            down: "down_proj",
+        };
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let l = m.pp("layers").pp(i);
+            let attn = Attention::new(
+                cfg.hidden_size,
+                cfg.num_attention_heads,
+                cfg.kv_heads(),
+                true,
+                &names,
+                l.pp("self_attn"),
+            )?;
+            let mlp = Mlp::new(
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                &mlp_names,
+                l.pp("mlp"),
+            )?;
+            layers.push(Block::new(
+                norm(cfg.hidden_size, cfg.rms_norm_eps, l.pp("input_layernorm"))?,
+                attn,
+                norm(
+                    cfg.hidden_size,
+                    cfg.rms_norm_eps,
+                    l.pp("post_attention_layernorm"),
+                )?,
+                mlp,
+            ));
+        }
+        let norm_f = norm(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::new(embed.embeddings().clone(), None)
+        } else {
+            linear_no_bias(cfg.hidden_size, cfg.vocab_size, vb.pp("lm_head"))?
+        };
+        let head_dim = cfg.hidden_size / cfg.num_attention_heads;
+        let rotary = Rotary::new(
+            cfg.rope_theta,
+            head_dim,
+            cfg.max_position_embeddings,
+            vb.dtype(),
+            vb.device(),
+        )?;
+        Ok(Model {
+            embed,
+            layers,
+            norm: norm_f,
+            lm_head,
+            rotary,
+        })
+    }
+
+    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut x = self.embed.forward(ids)?;
+        for l in &self.layers {
+            x = l.forward(&x, &self.rotary)?;
+        }
+        Ok(x)
+    }
+
+    pub fn head(&self, hidden_rows: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(&self.norm.forward(hidden_rows)?)
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.rotary.max_positions()
+    }
+}

@@ -1,0 +1,195 @@
+//! LLaDA (GSAI-ML/LLaDA-8B-Base and -Instruct, and models in the same layout): OLMo-style tensor
+//! names around llama-style blocks, multi-head attention, SwiGLU, an untied output head, no
+//! logit shift. The `Config` mirrors the checkpoint's config.json.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{embedding, linear_no_bias, Embedding, Linear, RmsNorm, VarBuilder};
+use serde::Deserialize;
+
+use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary};
+
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_theta() -> f64 {
+    10_000.0
+}
+fn default_block_type() -> String {
+    "llama".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub d_model: usize,
+    pub n_heads: usize,
+    #[serde(default)]
+    pub n_kv_heads: Option<usize>,
+    pub n_layers: usize,
+    #[serde(default)]
+    pub mlp_hidden_size: Option<usize>,
+    #[serde(default)]
+    pub mlp_ratio: Option<usize>,
+    pub vocab_size: usize,
+    /// Rows of the embedding and head; may be padded beyond `vocab_size`.
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub max_sequence_length: Option<usize>,
+    #[serde(default)]
+    pub mask_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    #[serde(default)]
+    pub include_bias: bool,
+    #[serde(default)]
+    pub include_qkv_bias: bool,
+    #[serde(default)]
+    pub weight_tying: bool,
+    #[serde(default = "default_block_type")]
+    pub block_type: String,
+    #[serde(default)]
+    pub attention_layer_norm: bool,
+    #[serde(default)]
+    pub scale_logits: bool,
+    #[serde(default)]
+    pub input_emb_norm: bool,
+    #[serde(default = "default_true")]
+    pub rope: bool,
+}
+
+impl Config {
+    pub fn kv_heads(&self) -> usize {
+        self.n_kv_heads.unwrap_or(self.n_heads)
+    }
+
+    pub fn inner_size(&self) -> usize {
+        self.mlp_hidden_size
+            .unwrap_or(self.d_model * self.mlp_ratio.unwrap_or(4))
+    }
+
+    pub fn rows(&self) -> usize {
+        self.embedding_size
+            .unwrap_or(self.vocab_size)
+            .max(self.vocab_size)
+    }
+
+    /// Settings this implementation does not cover, named by their config.json field.
+    pub fn unsupported(&self) -> Option<(&'static str, String)> {
+        if self.block_type != "llama" {
+            return Some(("block_type", self.block_type.clone()));
+        }
+        if self.attention_layer_norm {
+            return Some(("attention_layer_norm", "true".into()));
+        }
+        if self.scale_logits {
+            return Some(("scale_logits", "true".into()));
+        }
+        if self.input_emb_norm {
+            return Some(("input_emb_norm", "true".into()));
+        }
+        if self.include_bias {
+            return Some(("include_bias", "true".into()));
+        }
+        if !self.rope {
+            return Some(("rope", "false".into()));
+        }
+        if self.n_heads == 0
+            || self.d_model % self.n_heads != 0
+            || self.n_heads % self.kv_heads() != 0
+        {
+            return Some(("n_heads", self.n_heads.to_string()));
+        }
+        None
+    }
+}
+
+pub struct Model {
+    wte: Embedding,
+    blocks: Vec<Block>,
+    ln_f: RmsNorm,
+    head: Linear,
+    rotary: Rotary,
+}
+
+impl Model {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Model> {
+        let t = vb.pp("model").pp("transformer");
+        let wte = embedding(cfg.rows(), cfg.d_model, t.pp("wte"))?;
+        let names = AttentionNames {
+            q: "q_proj",
+            k: "k_proj",
+            v: "v_proj",
+            o: "attn_out",
+        };
+        let mlp_names = MlpNames {
+            gate: "ff_proj",
+            up: "up_proj",
+            down: "ff_out",
+        };
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let b = t.pp("blocks").pp(i);
+            let attn = Attention::new(
+                cfg.d_model,
+                cfg.n_heads,
+                cfg.kv_heads(),
+                cfg.include_qkv_bias,
+                &names,
+                b.clone(),
+            )?;
+            let mlp = Mlp::new(cfg.d_model, cfg.inner_size(), &mlp_names, b.clone())?;
+            blocks.push(Block::new(
+                norm(cfg.d_model, cfg.rms_norm_eps, b.pp("attn_norm"))?,
+                attn,
+                norm(cfg.d_model, cfg.rms_norm_eps, b.pp("ff_norm"))?,
+                mlp,
+            ));
+        }
+        let ln_f = norm(cfg.d_model, cfg.rms_norm_eps, t.pp("ln_f"))?;
+        let head = if cfg.weight_tying {
+            Linear::new(wte.embeddings().clone(), None)
+        } else {
+            linear_no_bias(cfg.d_model, cfg.rows(), t.pp("ff_out"))?
+        };
+        let max_positions = cfg.max_sequence_length.unwrap_or(4096);
+        let rotary = Rotary::new(
+            cfg.rope_theta,
+            cfg.d_model / cfg.n_heads,
+            max_positions,
+            vb.dtype(),
+            vb.device(),
+        )?;
+        Ok(Model {
+            wte,
+            blocks,
+            ln_f,
+            head,
+            rotary,
+        })
+    }
+
+    /// Hidden states before the final norm, `(batch, seq, d_model)`.
+    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut x = self.wte.forward(ids)?;
+        for b in &self.blocks {
+            x = b.forward(&x, &self.rotary)?;
+        }
+        Ok(x)
+    }
+
+    /// Final norm and output head on selected hidden rows, `(n, d_model)` → `(n, rows)`.
+    pub fn head(&self, hidden_rows: &Tensor) -> Result<Tensor> {
+        self.head.forward(&self.ln_f.forward(hidden_rows)?)
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.rotary.max_positions()
+    }
+}

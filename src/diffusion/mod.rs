@@ -1,0 +1,20 @@
+//! The Builder's generator: masked (discrete) diffusion language models, run in-process
+//! through candle. Model files hold only the networks (one file per family, in
+//! candle-transformers' shape); sampling lives in `sampler` and the denoising loop in
+//! `generate`.
+
+pub mod dream;
+pub mod generate;
+mod layers;
+pub mod llada;
+pub mod model;
+pub mod sampler;
+pub mod tokenizer;
+mod weights;
+
+pub use generate::{
+    generate, validate as validate_config, Canvas, EosPolicy, GenerateConfig, GenerateError,
+    Generation, StepEvent,
+};
+pub use model::{DiffusionLm, Family, ModelError, Overrides};
+pub use sampler::{SamplerKind, TokenSampling};

@@ -1,0 +1,355 @@
+//! Loading a diffusion LM from a Hugging Face model directory and dispatching to its family.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+
+use super::layers::gather_rows;
+use super::tokenizer::{TextCodec, TokenizerError};
+use super::weights::MappedWeights;
+use super::{dream, llada};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Llada,
+    Dream,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Llada => "llada",
+            Family::Dream => "dream",
+        }
+    }
+
+    /// Whether the output at position i−1 predicts token i.
+    pub fn default_logit_shift(self) -> bool {
+        matches!(self, Family::Dream)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("{path}: unsupported architecture: {field} = {value} (supported: LLaDA `LLaDAModelLM`/`llada`, Dream `DreamModel`/`Dream`; a manifest can name the family of a converted checkpoint)")]
+    UnknownArchitecture {
+        path: String,
+        field: &'static str,
+        value: String,
+    },
+    #[error("{path}: unsupported setting {field} = {value}")]
+    Unsupported {
+        path: String,
+        field: &'static str,
+        value: String,
+    },
+    #[error("{dir}: no weights (expected model.safetensors, or model.safetensors.index.json with its shards)")]
+    NoWeights { dir: String },
+    #[error("loading weights from {dir}: {source}")]
+    Weights {
+        dir: String,
+        source: candle_core::Error,
+    },
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error("{0}")]
+    Compute(#[from] candle_core::Error),
+}
+
+fn file_error(path: &Path, message: impl ToString) -> ModelError {
+    ModelError::File {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// What a manifest or the user can override about a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub family: Option<Family>,
+    pub logit_shift: Option<bool>,
+    pub mask_id: Option<u32>,
+}
+
+/// `generation_config.json`, the fields we use.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GenerationDefaults {
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub steps: Option<usize>,
+    #[serde(default)]
+    pub alg: Option<String>,
+    #[serde(default)]
+    pub alg_temp: Option<f64>,
+    #[serde(default)]
+    pub eps: Option<f64>,
+    #[serde(default)]
+    pub max_new_tokens: Option<usize>,
+    #[serde(default)]
+    pub sampler: Option<String>,
+    #[serde(default)]
+    pub block_length: Option<usize>,
+}
+
+enum Net {
+    Llada(llada::Model),
+    Dream(dream::Model),
+}
+
+pub struct DiffusionLm {
+    net: Net,
+    pub family: Family,
+    pub dir: PathBuf,
+    pub name: String,
+    pub codec: TextCodec,
+    pub mask_id: u32,
+    pub eos_ids: Vec<u32>,
+    pub logit_shift: bool,
+    /// Rows of the output head (may exceed the tokenizer's vocabulary when padded).
+    pub vocab_rows: usize,
+    pub params: usize,
+    pub shards: Vec<PathBuf>,
+    pub generation: GenerationDefaults,
+    pub device: Device,
+    pub dtype: DType,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    architectures: Vec<String>,
+    #[serde(default)]
+    model_type: Option<String>,
+}
+
+fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
+    for a in &header.architectures {
+        match a.as_str() {
+            "LLaDAModelLM" | "LLaDAModel" => return Ok(Family::Llada),
+            "DreamModel" => return Ok(Family::Dream),
+            _ => {}
+        }
+    }
+    match header.model_type.as_deref() {
+        Some("llada") => Ok(Family::Llada),
+        Some("Dream") | Some("dream") => Ok(Family::Dream),
+        Some(other) => Err(ModelError::UnknownArchitecture {
+            path: path.display().to_string(),
+            field: "model_type",
+            value: format!("{other:?} (architectures {:?})", header.architectures),
+        }),
+        None => Err(ModelError::UnknownArchitecture {
+            path: path.display().to_string(),
+            field: "architectures",
+            value: format!("{:?}", header.architectures),
+        }),
+    }
+}
+
+/// The safetensors files of a checkpoint: one file, or the shards its index names.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = fs::read_to_string(&index).map_err(|e| file_error(&index, e))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| file_error(&index, e))?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| file_error(&index, "missing field `weight_map`"))?;
+        let mut shards: Vec<String> = map
+            .values()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        shards.sort();
+        shards.dedup();
+        let mut files = Vec::new();
+        for s in shards {
+            if s.contains('/') || s.contains("..") {
+                return Err(file_error(
+                    &index,
+                    format!("shard name `{s}` is not a plain file name"),
+                ));
+            }
+            let p = dir.join(&s);
+            if !p.is_file() {
+                return Err(file_error(
+                    &index,
+                    format!("names shard `{s}`, which is missing"),
+                ));
+            }
+            files.push(p);
+        }
+        return Ok(files);
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    Err(ModelError::NoWeights {
+        dir: dir.display().to_string(),
+    })
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
+    let text = fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+    serde_json::from_str(&text).map_err(|e| file_error(path, e))
+}
+
+impl DiffusionLm {
+    /// Load a checkpoint directory. Weights are memory-mapped.
+    pub fn load(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        overrides: &Overrides,
+    ) -> Result<DiffusionLm, ModelError> {
+        let config_path = dir.join("config.json");
+        if !config_path.is_file() {
+            return Err(file_error(
+                &config_path,
+                "missing (is this a Hugging Face model directory?)",
+            ));
+        }
+        let header: Header = read_json(&config_path)?;
+        let family = match overrides.family {
+            Some(f) => f,
+            None => detect(&config_path, &header)?,
+        };
+        let generation_path = dir.join("generation_config.json");
+        let generation: GenerationDefaults = if generation_path.is_file() {
+            read_json(&generation_path)?
+        } else {
+            GenerationDefaults::default()
+        };
+        let codec = TextCodec::load(dir)?;
+        let shards = weight_files(dir)?;
+        let weights_backend =
+            MappedWeights::open(&shards).map_err(|source| ModelError::Weights {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        let params = weights_backend.param_count();
+        let vb = VarBuilder::from_backend(Box::new(weights_backend), dtype, device.clone());
+        let weights = |source| ModelError::Weights {
+            dir: dir.display().to_string(),
+            source,
+        };
+        let unsupported = |(field, value): (&'static str, String)| ModelError::Unsupported {
+            path: config_path.display().to_string(),
+            field,
+            value,
+        };
+        let (net, config_mask, eos, rows) = match family {
+            Family::Llada => {
+                let cfg: llada::Config = read_json(&config_path)?;
+                if let Some(u) = cfg.unsupported() {
+                    return Err(unsupported(u));
+                }
+                let rows = cfg.rows();
+                let eos = cfg.eos_token_id.into_iter().collect::<Vec<_>>();
+                (
+                    Net::Llada(llada::Model::new(&cfg, vb).map_err(weights)?),
+                    cfg.mask_token_id,
+                    eos,
+                    rows,
+                )
+            }
+            Family::Dream => {
+                let cfg: dream::Config = read_json(&config_path)?;
+                if let Some(u) = cfg.unsupported() {
+                    return Err(unsupported(u));
+                }
+                let rows = cfg.vocab_size;
+                let eos = cfg.eos().into_iter().collect::<Vec<_>>();
+                (
+                    Net::Dream(dream::Model::new(&cfg, vb).map_err(weights)?),
+                    cfg.mask_token_id,
+                    eos,
+                    rows,
+                )
+            }
+        };
+        let mask_id = codec.mask_id(overrides.mask_id.or(config_mask))?;
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(DiffusionLm {
+            net,
+            family,
+            dir: dir.to_path_buf(),
+            name,
+            codec,
+            mask_id,
+            eos_ids: eos,
+            logit_shift: overrides
+                .logit_shift
+                .unwrap_or(family.default_logit_shift()),
+            vocab_rows: rows,
+            params,
+            shards,
+            generation,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn max_positions(&self) -> usize {
+        match &self.net {
+            Net::Llada(m) => m.max_positions(),
+            Net::Dream(m) => m.max_positions(),
+        }
+    }
+
+    /// Hidden states of the whole canvas, `(1, len, hidden)`.
+    pub fn hidden(&self, canvas: &[u32]) -> Result<Tensor, ModelError> {
+        let ids = Tensor::new(canvas, &self.device)?.unsqueeze(0)?;
+        Ok(match &self.net {
+            Net::Llada(m) => m.hidden(&ids)?,
+            Net::Dream(m) => m.hidden(&ids)?,
+        })
+    }
+
+    /// Logits `(positions.len(), vocab_rows)` in f32 for the canvas positions asked for: the
+    /// output head runs on those rows only. With a logit shift, position i reads row i−1 (and
+    /// position 0 its own row, as the reference does).
+    pub fn logits_at(&self, hidden: &Tensor, positions: &[usize]) -> Result<Tensor, ModelError> {
+        let rows: Vec<usize> = if self.logit_shift {
+            positions.iter().map(|&p| p.saturating_sub(1)).collect()
+        } else {
+            positions.to_vec()
+        };
+        let h = gather_rows(&hidden.squeeze(0)?, &rows)?;
+        let logits = match &self.net {
+            Net::Llada(m) => m.head(&h)?,
+            Net::Dream(m) => m.head(&h)?,
+        };
+        Ok(logits.to_dtype(DType::F32)?)
+    }
+}
+
+impl DiffusionLm {
+    /// The network's raw output at every canvas position, `(len, vocab_rows)`, with no logit
+    /// shift: what the reference implementations return, for checking against them.
+    pub fn logits_all(&self, canvas: &[u32]) -> Result<Tensor, ModelError> {
+        let hidden = self.hidden(canvas)?.squeeze(0)?;
+        let logits = match &self.net {
+            Net::Llada(m) => m.head(&hidden)?,
+            Net::Dream(m) => m.head(&hidden)?,
+        };
+        Ok(logits.to_dtype(DType::F32)?)
+    }
+}

@@ -1,0 +1,247 @@
+//! Which checkpoints we know (the manifests under `models/`, compiled in), and resolving a
+//! `--model` reference to a local directory. Nothing here touches the network except
+//! [`pull`], which runs only when the user asks (`ouroboros models pull`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::diffusion::{Family, Overrides};
+use crate::patch::sha256_tagged;
+
+/// One supported checkpoint, as described in `models/<name>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub hub_id: String,
+    pub revision: String,
+    pub family: Family,
+    pub mask_token_id: Option<u32>,
+    pub logit_shift: bool,
+    #[serde(default)]
+    pub eos_token_ids: Vec<u32>,
+    pub recommended: Recommended,
+    #[serde(default)]
+    pub notes: String,
+    /// Known file hashes (`sha256:…`), by file name.
+    #[serde(default)]
+    pub sha256: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recommended {
+    pub sampler: String,
+    pub steps: usize,
+    pub gen_length: usize,
+    pub block_length: usize,
+    pub temperature: f64,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+}
+
+const MANIFESTS: &[&str] = &[
+    include_str!("../models/llada-8b-base.json"),
+    include_str!("../models/llada-8b-instruct.json"),
+    include_str!("../models/dream-v0-base-7b.json"),
+    include_str!("../models/dream-v0-instruct-7b.json"),
+    include_str!("../models/dream-coder-v0-instruct-7b.json"),
+    include_str!("../models/diffucoder-7b-instruct.json"),
+];
+
+pub fn manifests() -> Vec<Manifest> {
+    MANIFESTS
+        .iter()
+        .map(|m| serde_json::from_str(m).expect("bundled manifests are valid (checked by a test)"))
+        .collect()
+}
+
+impl Manifest {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            family: Some(self.family),
+            logit_shift: Some(self.logit_shift),
+            mask_id: self.mask_token_id,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("--model {0}: not a directory, and not a hub id of the form ORG/NAME")]
+    NotFound(String),
+    #[error("--model {id}: not in the local Hugging Face cache ({cache}); download it first with `ouroboros models pull {id}` (nothing is downloaded without asking)")]
+    NotCached { id: String, cache: String },
+    #[error("models pull {id}: {message}")]
+    Pull { id: String, message: String },
+}
+
+/// A model reference resolved to a directory, with the manifest that describes it, if any.
+#[derive(Debug)]
+pub struct Resolved {
+    pub dir: PathBuf,
+    pub manifest: Option<Manifest>,
+}
+
+/// A directory path, or a hub id / manifest name looked up in the local HF cache.
+pub fn resolve(reference: &str) -> Result<Resolved, ResolveError> {
+    let path = Path::new(reference);
+    if path.is_dir() {
+        let manifest = manifests().into_iter().find(|m| path.ends_with(&m.name));
+        return Ok(Resolved {
+            dir: path.to_path_buf(),
+            manifest,
+        });
+    }
+    let manifest = manifests()
+        .into_iter()
+        .find(|m| m.hub_id == reference || m.name == reference);
+    let id = manifest
+        .as_ref()
+        .map(|m| m.hub_id.clone())
+        .unwrap_or_else(|| reference.to_string());
+    if !looks_like_hub_id(&id) {
+        return Err(ResolveError::NotFound(reference.to_string()));
+    }
+    let cache = hf_hub::Cache::from_env();
+    let repo = cache.model(id.clone());
+    match repo
+        .get("config.json")
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        Some(dir) => Ok(Resolved { dir, manifest }),
+        None => Err(ResolveError::NotCached {
+            id,
+            cache: cache.path().display().to_string(),
+        }),
+    }
+}
+
+fn looks_like_hub_id(s: &str) -> bool {
+    let mut parts = s.split('/');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+/// What a pull fetched: each file and its sha256.
+#[derive(Debug, Serialize)]
+pub struct PullRecord {
+    pub hub_id: String,
+    pub revision: String,
+    pub dir: PathBuf,
+    pub files: Vec<(String, String)>,
+}
+
+/// Download a checkpoint into the HF cache (config, tokenizer files, weights) and hash what
+/// arrived. Hashes that a manifest knows must match.
+pub fn pull(reference: &str) -> Result<PullRecord, ResolveError> {
+    let manifest = manifests()
+        .into_iter()
+        .find(|m| m.hub_id == reference || m.name == reference);
+    let id = manifest
+        .as_ref()
+        .map(|m| m.hub_id.clone())
+        .unwrap_or_else(|| reference.to_string());
+    let revision = manifest
+        .as_ref()
+        .map(|m| m.revision.clone())
+        .unwrap_or_else(|| "main".into());
+    let err = |message: String| ResolveError::Pull {
+        id: id.clone(),
+        message,
+    };
+    if !looks_like_hub_id(&id) {
+        return Err(err("expected a hub id of the form ORG/NAME or a manifest name (see `ouroboros models list`)".into()));
+    }
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let repo = api.repo(hf_hub::Repo::with_revision(
+        id.clone(),
+        hf_hub::RepoType::Model,
+        revision.clone(),
+    ));
+    let info = repo.info().map_err(|e| err(e.to_string()))?;
+    let wanted = |name: &str| {
+        name.ends_with(".safetensors")
+            || name.ends_with(".json")
+            || matches!(name, "merges.txt" | "vocab.json" | "tokenizer.model")
+    };
+    let mut files = Vec::new();
+    let mut dir = PathBuf::new();
+    for sibling in info.siblings.iter().filter(|s| wanted(&s.rfilename)) {
+        let path = repo
+            .get(&sibling.rfilename)
+            .map_err(|e| err(format!("{}: {e}", sibling.rfilename)))?;
+        let bytes = std::fs::read(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let hash = sha256_tagged(&bytes);
+        if let Some(expected) = manifest
+            .as_ref()
+            .and_then(|m| m.sha256.get(&sibling.rfilename))
+        {
+            if *expected != hash {
+                return Err(err(format!(
+                    "{}: sha256 {hash} does not match the manifest's {expected}",
+                    sibling.rfilename
+                )));
+            }
+        }
+        if let Some(parent) = path.parent() {
+            dir = parent.to_path_buf();
+        }
+        files.push((sibling.rfilename.clone(), hash));
+    }
+    Ok(PullRecord {
+        hub_id: id,
+        revision,
+        dir,
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_manifests_parse_and_are_unique() {
+        let all = manifests();
+        assert_eq!(all.len(), MANIFESTS.len());
+        let mut names: Vec<_> = all.iter().map(|m| m.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        for m in &all {
+            assert!(looks_like_hub_id(&m.hub_id), "{}", m.hub_id);
+            assert!(
+                m.recommended.gen_length % m.recommended.block_length == 0,
+                "{}",
+                m.name
+            );
+            m.recommended
+                .sampler
+                .parse::<crate::diffusion::SamplerKind>()
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_references_fail_offline_with_a_hint() {
+        let e = resolve("no-such-dir").unwrap_err().to_string();
+        assert!(e.contains("not a directory"), "{e}");
+        std::env::set_var(
+            "HF_HOME",
+            std::env::temp_dir().join("ouroboros-empty-hf-home"),
+        );
+        let e = resolve("someorg/some-model").unwrap_err().to_string();
+        assert!(
+            e.contains("ouroboros models pull someorg/some-model"),
+            "{e}"
+        );
+    }
+}
