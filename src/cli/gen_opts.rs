@@ -134,13 +134,9 @@ pub fn build_config(
         .or(rec.map(|r| r.gen_length))
         .unwrap_or(64);
     let block_length = block_length
-        .or(g.block_length.filter(|b| gen_length % b == 0))
+        .or(g.block_length.filter(|b| gen_length.is_multiple_of(*b)))
         .unwrap_or(gen_length);
-    let blocks = if block_length == 0 {
-        1
-    } else {
-        (gen_length / block_length).max(1)
-    };
+    let blocks = gen_length.checked_div(block_length).unwrap_or(1).max(1);
     let steps = match (s.steps, s.preset) {
         (Some(n), _) => n,
         (None, Some(p)) => preset_steps(p, gen_length, blocks),

@@ -64,7 +64,10 @@ impl Config {
             }
         }
         let heads = self.num_attention_heads;
-        if heads == 0 || self.hidden_size % heads != 0 || heads % self.kv_heads() != 0 {
+        if heads == 0
+            || !self.hidden_size.is_multiple_of(heads)
+            || !heads.is_multiple_of(self.kv_heads())
+        {
             return Some(("num_attention_heads", heads.to_string()));
         }
         None

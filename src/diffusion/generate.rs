@@ -161,14 +161,14 @@ pub fn validate(
             gen_length: cfg.gen_length,
         });
     }
-    if cfg.block_length == 0 || cfg.gen_length % cfg.block_length != 0 {
+    if cfg.block_length == 0 || !cfg.gen_length.is_multiple_of(cfg.block_length) {
         return Err(GenerateError::BlockMismatch {
             gen_length: cfg.gen_length,
             block_length: cfg.block_length,
         });
     }
     let blocks = cfg.gen_length / cfg.block_length;
-    if cfg.steps % blocks != 0 {
+    if !cfg.steps.is_multiple_of(blocks) {
         return Err(GenerateError::StepsPerBlock {
             steps: cfg.steps,
             blocks,
@@ -259,9 +259,15 @@ pub fn generate(
                     .iter()
                     .map(|row| {
                         if cfg.sampler.is_llada_style() {
-                            llada_candidate(row, cfg.sampling.temperature, cfg.sampler, &mut rng)
+                            llada_candidate(
+                                row,
+                                cfg.sampling.temperature,
+                                cfg.sampler,
+                                mask,
+                                &mut rng,
+                            )
                         } else {
-                            dream_candidate(row, cfg.sampling, cfg.sampler, &mut rng)
+                            dream_candidate(row, cfg.sampling, cfg.sampler, mask, &mut rng)
                         }
                     })
                     .collect();

@@ -101,8 +101,8 @@ impl Config {
             return Some(("rope", "false".into()));
         }
         if self.n_heads == 0
-            || self.d_model % self.n_heads != 0
-            || self.n_heads % self.kv_heads() != 0
+            || !self.d_model.is_multiple_of(self.n_heads)
+            || !self.n_heads.is_multiple_of(self.kv_heads())
         {
             return Some(("n_heads", self.n_heads.to_string()));
         }

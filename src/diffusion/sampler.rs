@@ -95,15 +95,15 @@ pub struct Candidate {
     pub confidence: f64,
 }
 
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
+/// The first maximum (as torch.argmax picks it), never `banned`.
+fn argmax_except(row: &[f32], banned: usize) -> usize {
+    let mut best = usize::MAX;
     for (i, &v) in row.iter().enumerate() {
-        // Strictly greater: the first maximum wins, as torch.argmax does.
-        if v > row[best] {
+        if i != banned && (best == usize::MAX || v > row[best]) {
             best = i;
         }
     }
-    best
+    best.min(row.len().saturating_sub(1))
 }
 
 fn softmax(row: &[f64]) -> Vec<f64> {
@@ -115,18 +115,27 @@ fn softmax(row: &[f64]) -> Vec<f64> {
 
 /// LLaDA: `x0 = argmax(logits + T·Gumbel)` (the reference's `exp(l)/(−ln U)^T` in f64), and for
 /// `low_confidence` the confidence `softmax(logits)[x0]` of the noise-free logits.
+///
+/// `mask` is never proposed (committing it would leave the position masked yet counted as
+/// done; trained models never predict it, random or sampled ones can), but its probability
+/// mass stays in the normaliser as in the reference, so confidences are unchanged.
 pub fn llada_candidate(
     row: &[f32],
     temperature: f64,
     kind: SamplerKind,
+    mask: u32,
     rng: &mut ChaCha8Rng,
 ) -> Candidate {
+    let banned = mask as usize;
     let token = if temperature <= 0.0 {
-        argmax(row)
+        argmax_except(row, banned)
     } else {
         let mut best = 0;
         let mut best_v = f64::NEG_INFINITY;
         for (i, &l) in row.iter().enumerate() {
+            if i == banned {
+                continue;
+            }
             let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
             let v = l as f64 - temperature * (-u.ln()).ln();
             if v > best_v {
@@ -151,13 +160,16 @@ pub fn llada_candidate(
 }
 
 /// Dream's `sample_tokens`: temperature, then top-p, then top-k, softmax; a draw when T > 0,
-/// else the argmax; and the confidence the sampler asks for.
+/// else the argmax; and the confidence the sampler asks for. `mask` is never proposed, as in
+/// [`llada_candidate`].
 pub fn dream_candidate(
     row: &[f32],
     s: TokenSampling,
     kind: SamplerKind,
+    mask: u32,
     rng: &mut ChaCha8Rng,
 ) -> Candidate {
+    let banned = mask as usize;
     let t = if s.temperature > 0.0 {
         s.temperature
     } else {
@@ -172,24 +184,33 @@ pub fn dream_candidate(
     }
     let probs = softmax(&logits);
     let token = if s.temperature > 0.0 {
-        let mut u: f64 = rng.random::<f64>();
-        let mut chosen = probs.len() - 1;
+        let allowed: f64 = probs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != banned)
+            .map(|(_, p)| p)
+            .sum();
+        let mut u: f64 = rng.random::<f64>() * allowed;
+        let mut chosen = usize::MAX;
         for (i, &p) in probs.iter().enumerate() {
+            if i == banned || p <= 0.0 {
+                continue;
+            }
+            chosen = i;
             if u < p {
-                chosen = i;
                 break;
             }
             u -= p;
         }
-        chosen
+        chosen.min(probs.len() - 1)
     } else {
-        let mut best = 0;
+        let mut best = usize::MAX;
         for (i, &p) in probs.iter().enumerate() {
-            if p > probs[best] {
+            if i != banned && (best == usize::MAX || p > probs[best]) {
                 best = i;
             }
         }
-        best
+        best.min(probs.len() - 1)
     };
     let confidence = match kind {
         SamplerKind::TopkMargin => {
@@ -245,14 +266,45 @@ mod tests {
 
     use super::*;
 
+    /// A mask id outside every test row: nothing is banned.
+    const NONE: u32 = u32::MAX;
+
     fn rng() -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(7)
     }
 
     #[test]
+    fn the_mask_token_is_never_proposed_but_keeps_its_mass() {
+        let row = [0.0f32, 5.0, 1.0];
+        let c = llada_candidate(&row, 0.0, SamplerKind::LowConfidence, 1, &mut rng());
+        assert_eq!(c.token, 2);
+        let p = softmax(&[0.0, 5.0, 1.0]);
+        assert!(
+            (c.confidence - p[2]).abs() < 1e-7,
+            "confidence is over the full distribution"
+        );
+        for seed in 0..50 {
+            let mut r = ChaCha8Rng::seed_from_u64(seed);
+            assert_ne!(
+                llada_candidate(&row, 5.0, SamplerKind::LowConfidence, 1, &mut r).token,
+                1
+            );
+            let s = TokenSampling {
+                temperature: 5.0,
+                top_p: None,
+                top_k: None,
+            };
+            assert_ne!(
+                dream_candidate(&row, s, SamplerKind::Entropy, 1, &mut r).token,
+                1
+            );
+        }
+    }
+
+    #[test]
     fn greedy_candidates_take_the_argmax() {
         let row = [0.1f32, 2.0, -1.0, 2.0];
-        let c = llada_candidate(&row, 0.0, SamplerKind::LowConfidence, &mut rng());
+        let c = llada_candidate(&row, 0.0, SamplerKind::LowConfidence, NONE, &mut rng());
         assert_eq!(c.token, 1, "first maximum wins");
         let e = (2.0f64).exp();
         let expected = e / ((0.1f64).exp() + e + (-1.0f64).exp() + e);
@@ -265,6 +317,7 @@ mod tests {
                 top_k: None,
             },
             SamplerKind::MaskgitPlus,
+            NONE,
             &mut rng(),
         );
         assert_eq!(d.token, 1);
@@ -279,9 +332,9 @@ mod tests {
             top_k: None,
         };
         let p = softmax(&[3.0, 1.0, 0.0]);
-        let margin = dream_candidate(&row, s, SamplerKind::TopkMargin, &mut rng()).confidence;
+        let margin = dream_candidate(&row, s, SamplerKind::TopkMargin, NONE, &mut rng()).confidence;
         assert!((margin - (p[0] - p[1])).abs() < 1e-12);
-        let ent = dream_candidate(&row, s, SamplerKind::Entropy, &mut rng()).confidence;
+        let ent = dream_candidate(&row, s, SamplerKind::Entropy, NONE, &mut rng()).confidence;
         let expected: f64 = p.iter().map(|q| q * (q + 1e-10).ln()).sum();
         assert!((ent - expected).abs() < 1e-12 && ent < 0.0);
     }
@@ -307,13 +360,13 @@ mod tests {
         let a: Vec<u32> = (0..20)
             .map(|_| 0)
             .scan(rng(), |r, _| {
-                Some(dream_candidate(&row, s, SamplerKind::Entropy, r).token)
+                Some(dream_candidate(&row, s, SamplerKind::Entropy, NONE, r).token)
             })
             .collect();
         let b: Vec<u32> = (0..20)
             .map(|_| 0)
             .scan(rng(), |r, _| {
-                Some(dream_candidate(&row, s, SamplerKind::Entropy, r).token)
+                Some(dream_candidate(&row, s, SamplerKind::Entropy, NONE, r).token)
             })
             .collect();
         assert_eq!(a, b);

@@ -76,15 +76,14 @@ impl RunStore {
         let Ok(entries) = fs::read_dir(&self.runs) else {
             return Vec::new();
         };
-        let mut ids: Vec<String> = entries
+        let ids: Vec<String> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| is_valid_run_id(name))
             .collect();
-        // Ids start with the UTC start time, so a reverse sort is newest first.
-        ids.sort_by(|a, b| b.cmp(a));
-        ids.into_iter()
+        let mut runs: Vec<ListedRun> = ids
+            .into_iter()
             .map(|id| {
                 let path = self.record_path(&id);
                 match read_record(&path) {
@@ -96,7 +95,11 @@ impl RunStore {
                     },
                 }
             })
-            .collect()
+            .collect();
+        // Newest first by the recorded start (millisecond precision): two runs can share the
+        // second an id is named after. Unreadable records are placed by their id's time.
+        runs.sort_by_key(|r| std::cmp::Reverse(r.sort_key()));
+        runs
     }
 
     pub fn latest(&self) -> Option<RunRecord> {
