@@ -380,3 +380,60 @@ fn bench_formats_share_one_schema() {
     let md = run("md");
     assert!(md.contains("| model | params | backend | dtype | steps | gen | block | sampler |"));
 }
+
+#[test]
+fn chat_prompts_use_the_checkpoint_template() {
+    let (_t, d) = copy_of(LLADA);
+    let dir = d.to_str().unwrap();
+    let no_template = ouroboros(&[
+        "generate",
+        "--model",
+        dir,
+        "--prompt",
+        "hi",
+        "--chat",
+        "--steps",
+        "2",
+        "--gen-length",
+        "4",
+    ]);
+    assert_eq!(no_template.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_template.stderr).contains("tokenizer_config.json"));
+    fs::write(
+        d.join("tokenizer_config.json"),
+        r#"{"bos_token": "<|endoftext|>", "chat_template": "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"}"#,
+    )
+    .unwrap();
+    let out = ouroboros(&[
+        "generate",
+        "--model",
+        dir,
+        "--prompt",
+        "hi",
+        "--chat",
+        "--steps",
+        "2",
+        "--gen-length",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = load(&d).unwrap();
+    let expected = m
+        .codec
+        .encode("<|endoftext|><user>hi</user><assistant>")
+        .unwrap();
+    let got: Vec<u32> = v["prompt_token_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(got, expected);
+}
