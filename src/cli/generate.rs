@@ -111,8 +111,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             eprintln!(
-                "step {:>3} (+{:>2}) │ {}",
+                "step {:>3} block {} (+{:>2}) │ {}",
                 e.step,
+                e.block,
                 e.committed,
                 shown.replace('\n', "⏎")
             );
@@ -138,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "tok_per_s": out.tokens_per_second(),
                 "ms_per_step": out.ms_per_step(),
                 "sampler": cfg.sampler.name(),
+                "mean_confidence": out.mean_confidence(),
                 "gen_length": cfg.gen_length,
                 "block_length": cfg.block_length,
                 "seed": cfg.seed,

@@ -110,7 +110,6 @@ impl Canvas {
 /// One step, for progress bars and the `--visual` canvas.
 pub struct StepEvent<'a> {
     pub step: usize,
-    pub total_steps: usize,
     pub block: usize,
     pub committed: usize,
     pub masked_left: usize,
@@ -138,7 +137,8 @@ impl Generation {
         self.step_ms.iter().sum::<f64>() / self.step_ms.len().max(1) as f64
     }
 
-    /// Mean probability-like confidence over the span (entropy/margin samplers excluded).
+    /// Mean of the sampler's confidence at commit time over the span (a probability for
+    /// `low_confidence`/`maskgit_plus`, a margin or negative entropy for the others).
     pub fn mean_confidence(&self) -> f64 {
         self.confidence.iter().sum::<f64>() / self.confidence.len().max(1) as f64
     }
@@ -322,7 +322,6 @@ pub fn generate(
                 .count();
             observe(&StepEvent {
                 step,
-                total_steps: cfg.steps,
                 block: b,
                 committed: chosen.len(),
                 masked_left,
