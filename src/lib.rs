@@ -9,6 +9,7 @@ pub mod cli;
 pub mod device;
 pub mod diffusion;
 pub mod gate;
+pub mod librarian;
 pub mod models;
 pub mod patch;
 pub mod provenance;

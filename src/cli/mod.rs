@@ -2,8 +2,10 @@
 
 mod apply;
 mod bench;
+mod deps;
 mod gen_opts;
 mod generate;
+mod index;
 mod list_runs;
 mod models;
 mod rollback;
@@ -50,6 +52,10 @@ pub enum Command {
     Bench(bench::Args),
     /// The supported checkpoints (`list`) and downloading them (`pull`).
     Models(models::Args),
+    /// Build or refresh the code graph (`.ouroboros/graph.db`); only changed files are parsed.
+    Index(index::Args),
+    /// Callers, callees and blast radius of a symbol.
+    Deps(deps::Args),
     /// Show one run's provenance: models, safety checks, files.
     Status(status::Args),
     /// List recent runs.
@@ -64,6 +70,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Models(a) => models::run(a),
+        Command::Index(a) => index::run(a),
+        Command::Deps(a) => deps::run(a),
         Command::Status(a) => status::run(a),
         Command::ListRuns(a) => list_runs::run(a),
     }

@@ -1,0 +1,79 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use serde_json::json;
+
+use super::exit;
+use crate::librarian::{self, CodeGraph, GraphStore, SqliteStore};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Python: dotted module path plus qualified name (`json.encoder.JSONEncoder.encode`).
+    pub symbol: String,
+    #[arg(long, default_value_t = 1)]
+    pub depth: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// Repository root (default: the current directory).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = args.root.unwrap_or_else(|| PathBuf::from("."));
+    let db = librarian::default_db(&root);
+    if !db.is_file() {
+        bail!(
+            "{}: no code graph yet; run `ouroboros index {}` first",
+            db.display(),
+            root.display()
+        );
+    }
+    let graph = CodeGraph::new(SqliteStore::open(&db)?.load_graph()?);
+    let Some(node) = graph.find(&args.symbol) else {
+        let hints = graph.suggest(&args.symbol);
+        if hints.is_empty() {
+            bail!("symbol `{}` is not in the graph", args.symbol);
+        }
+        bail!(
+            "symbol `{}` is not in the graph; did you mean: {}",
+            args.symbol,
+            hints.join(", ")
+        );
+    };
+    let callers = graph.callers(node, args.depth);
+    let callees = graph.callees(node, args.depth);
+    let radius = graph.blast_radius(node);
+    if args.json {
+        let names = |v: &[librarian::query::Reached]| {
+            v.iter().map(|r| r.symbol.clone()).collect::<Vec<_>>()
+        };
+        println!(
+            "{}",
+            json!({"symbol": node.symbol, "callers": names(&callers), "callees": names(&callees), "blast_radius": radius.len()})
+        );
+        return Ok(ExitCode::from(exit::OK));
+    }
+    println!(
+        "{} ({}, {}:{})",
+        node.symbol,
+        node.kind.name(),
+        node.file,
+        node.lines.0
+    );
+    for (title, list) in [("callers", &callers), ("callees", &callees)] {
+        println!("{title} (depth ≤ {}): {}", args.depth, list.len());
+        for r in list.iter() {
+            println!(
+                "  {}{}  {}:{}",
+                "  ".repeat(r.depth - 1),
+                r.symbol,
+                r.file,
+                r.line
+            );
+        }
+    }
+    println!("blast radius: {} transitive dependents", radius.len());
+    Ok(ExitCode::from(exit::OK))
+}

@@ -1,0 +1,75 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::exit;
+use crate::librarian::{self, IndexOptions, SqliteStore};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Repository to index (default: the current directory).
+    pub path: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    /// Files larger than this many bytes are skipped with a warning.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    pub max_file_size: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = args.path.unwrap_or_else(|| PathBuf::from("."));
+    anyhow::ensure!(root.is_dir(), "{}: not a directory", root.display());
+    let db = librarian::default_db(&root);
+    let mut store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let rebuilt = store.rebuilt;
+    let bar = if !args.json && std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("indexing {bar:40} {pos}/{len} files")
+            .expect("static template"),
+    );
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let summary = librarian::index(
+        &root,
+        &mut store,
+        &IndexOptions {
+            max_file_size: args.max_file_size,
+        },
+        &progress,
+    )?;
+    bar.finish_and_clear();
+    for w in &summary.warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(ExitCode::from(exit::OK));
+    }
+    if rebuilt {
+        println!("the graph had an older schema and was rebuilt");
+    }
+    if summary.unchanged {
+        println!("no file changed since the last index: nothing parsed");
+    }
+    println!(
+        "indexed {} files ({} parsed, {} removed) in {:.2}s: {} nodes, {} edges, {} unresolved references",
+        summary.files, summary.parsed, summary.removed, summary.seconds, summary.nodes, summary.edges, summary.unresolved
+    );
+    if summary.not_yet_supported > 0 {
+        println!(
+            "{} JavaScript/TypeScript files are not indexed yet",
+            summary.not_yet_supported
+        );
+    }
+    println!("graph: {}", db.display());
+    Ok(ExitCode::from(exit::OK))
+}

@@ -1,0 +1,468 @@
+//! Per-file facts from tree-sitter: definitions, imports, calls and constructor bindings. The
+//! queries live in `queries/<language>/*.scm` and are compiled once per process.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
+
+use crate::gate::Language;
+
+/// Bump whenever extraction changes what it produces, so stored facts are re-made.
+pub const EXTRACTOR_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    File,
+    Module,
+    Class,
+    Function,
+    Method,
+    Variable,
+}
+
+impl NodeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::File => "file",
+            NodeKind::Module => "module",
+            NodeKind::Class => "class",
+            NodeKind::Function => "function",
+            NodeKind::Method => "method",
+            NodeKind::Variable => "variable",
+        }
+    }
+}
+
+/// A definition found in a file. `qualified` is relative to the module (`Class.method`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Def {
+    pub kind: NodeKind,
+    pub name: String,
+    pub qualified: String,
+    pub byte_range: (usize, usize),
+    pub lines: (usize, usize),
+    pub signature: String,
+    pub doc: Option<String>,
+    pub hash: String,
+    /// Base classes as written (`Base`, `pkg.Base`).
+    pub bases: Vec<String>,
+}
+
+/// `local` is bound to `module` (or to `module.name` when `name` is set).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Import {
+    pub local: String,
+    pub module: String,
+    pub name: Option<String>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Call {
+    /// Qualified name of the enclosing definition; empty at module level.
+    pub scope: String,
+    pub callee: String,
+    /// The expression before the dot, as written (`self`, `os.path`, `store`).
+    pub receiver: Option<String>,
+    pub line: usize,
+}
+
+/// `var = Constructor(...)` inside `scope`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Binding {
+    pub scope: String,
+    pub var: String,
+    pub constructor: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileFacts {
+    pub path: String,
+    pub language: Language,
+    /// Python: the dotted module name.
+    pub module: String,
+    pub defs: Vec<Def>,
+    pub imports: Vec<Import>,
+    pub calls: Vec<Call>,
+    pub bindings: Vec<Binding>,
+    /// Whether tree-sitter found syntax errors (the facts are then best effort).
+    pub has_errors: bool,
+}
+
+struct PythonQueries {
+    defs: Query,
+    imports: Query,
+    calls: Query,
+}
+
+fn python_queries() -> &'static PythonQueries {
+    static Q: OnceLock<PythonQueries> = OnceLock::new();
+    Q.get_or_init(|| {
+        let lang: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
+        let q = |src: &str| {
+            Query::new(&lang, src).expect("bundled queries compile (checked by a test)")
+        };
+        PythonQueries {
+            defs: q(include_str!("../../queries/python/definitions.scm")),
+            imports: q(include_str!("../../queries/python/imports.scm")),
+            calls: q(include_str!("../../queries/python/calls.scm")),
+        }
+    })
+}
+
+/// `pkg/sub/mod.py` → `pkg.sub.mod`; `pkg/__init__.py` → `pkg`.
+pub fn python_module(path: &str) -> String {
+    let stem = path
+        .strip_suffix(".pyi")
+        .or_else(|| path.strip_suffix(".py"))
+        .unwrap_or(path);
+    let stem = stem.strip_suffix("/__init__").unwrap_or(stem);
+    stem.replace('/', ".")
+}
+
+fn text<'s>(source: &'s str, node: Node) -> &'s str {
+    source.get(node.byte_range()).unwrap_or("")
+}
+
+/// Names of the enclosing classes and functions, outermost first, with `<locals>` after
+/// functions as in Python's `__qualname__`.
+fn enclosing(source: &str, node: Node) -> (Vec<String>, bool) {
+    let mut parts = Vec::new();
+    let mut in_class_directly = None;
+    let mut cur = node.parent();
+    while let Some(n) = cur {
+        match n.kind() {
+            "class_definition" | "function_definition" => {
+                if let Some(name) = n.child_by_field_name("name") {
+                    let is_class = n.kind() == "class_definition";
+                    if in_class_directly.is_none() {
+                        in_class_directly = Some(is_class);
+                    }
+                    if !is_class {
+                        parts.push("<locals>".to_string());
+                    }
+                    parts.push(text(source, name).to_string());
+                }
+            }
+            _ => {}
+        }
+        cur = n.parent();
+    }
+    parts.reverse();
+    (parts, in_class_directly == Some(true))
+}
+
+fn scope_of(source: &str, node: Node) -> String {
+    let mut cur = node.parent();
+    while let Some(n) = cur {
+        if matches!(n.kind(), "function_definition" | "class_definition") {
+            if let Some(name) = n.child_by_field_name("name") {
+                // The definitions around `n`, then `n` itself.
+                let (mut parts, _) = enclosing(source, n);
+                parts.push(text(source, name).to_string());
+                return parts.join(".");
+            }
+        }
+        cur = n.parent();
+    }
+    String::new()
+}
+
+fn docstring(source: &str, def: Node) -> Option<String> {
+    let body = def.child_by_field_name("body")?;
+    let first = body.named_child(0)?;
+    if first.kind() == "expression_statement" {
+        let s = first.named_child(0)?;
+        if s.kind() == "string" {
+            let raw = text(source, s);
+            let trimmed = raw
+                .trim_start_matches(['r', 'u', 'b', 'R', 'U', 'B'])
+                .trim_matches(|c| c == '"' || c == '\'');
+            return Some(trimmed.trim().to_string());
+        }
+    }
+    None
+}
+
+fn sha(text: &str) -> String {
+    crate::patch::sha256_tagged(text.as_bytes())
+}
+
+/// Resolve `from ..x import y` against the importing module.
+fn absolute_module(current: &str, is_package: bool, written: &str) -> String {
+    let dots = written.chars().take_while(|&c| c == '.').count();
+    if dots == 0 {
+        return written.to_string();
+    }
+    let mut base: Vec<&str> = current.split('.').collect();
+    // A module's own package is its parent; a package's is itself.
+    let up = if is_package { dots - 1 } else { dots };
+    for _ in 0..up.min(base.len()) {
+        base.pop();
+    }
+    let rest = &written[dots..];
+    if !rest.is_empty() {
+        base.push(rest);
+    }
+    base.join(".")
+}
+
+pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> FileFacts {
+    let module = python_module(path);
+    let is_package = path.ends_with("__init__.py") || path.ends_with("__init__.pyi");
+    let q = python_queries();
+    let root = tree.root_node();
+    let mut facts = FileFacts {
+        path: path.to_string(),
+        language: Language::Python,
+        module: module.clone(),
+        defs: Vec::new(),
+        imports: Vec::new(),
+        calls: Vec::new(),
+        bindings: Vec::new(),
+        has_errors: root.has_error(),
+    };
+
+    let mut cursor = QueryCursor::new();
+    let names = q.defs.capture_names();
+    let mut matches = cursor.matches(&q.defs, root, source.as_bytes());
+    while let Some(m) = matches.next() {
+        let (mut def_node, mut name_node, mut bases_node, mut kind) = (None, None, None, None);
+        for c in m.captures {
+            match names[c.index as usize] {
+                "class" => (def_node, kind) = (Some(c.node), Some(NodeKind::Class)),
+                "function" => (def_node, kind) = (Some(c.node), Some(NodeKind::Function)),
+                "variable" => (def_node, kind) = (Some(c.node), Some(NodeKind::Variable)),
+                "name" => name_node = Some(c.node),
+                "bases" => bases_node = Some(c.node),
+                _ => {}
+            }
+        }
+        let (Some(def), Some(name), Some(mut kind)) = (def_node, name_node, kind) else {
+            continue;
+        };
+        let (mut parts, in_class) = enclosing(source, def);
+        if kind == NodeKind::Function && in_class {
+            kind = NodeKind::Method;
+        }
+        let name_text = text(source, name).to_string();
+        parts.push(name_text.clone());
+        let body_start = def
+            .child_by_field_name("body")
+            .map_or(def.end_byte(), |b| b.start_byte());
+        let signature = source
+            .get(def.start_byte()..body_start)
+            .unwrap_or("")
+            .trim_end()
+            .trim_end_matches(':')
+            .to_string();
+        let bases = bases_node
+            .map(|b| {
+                let mut c = b.walk();
+                b.named_children(&mut c)
+                    .filter(|n| matches!(n.kind(), "identifier" | "attribute"))
+                    .map(|n| text(source, n).to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        facts.defs.push(Def {
+            kind,
+            name: name_text,
+            qualified: parts.join("."),
+            byte_range: (def.start_byte(), def.end_byte()),
+            lines: (def.start_position().row + 1, def.end_position().row + 1),
+            signature: if kind == NodeKind::Variable {
+                text(source, def).lines().next().unwrap_or("").to_string()
+            } else {
+                signature
+            },
+            doc: if kind == NodeKind::Variable {
+                None
+            } else {
+                docstring(source, def)
+            },
+            hash: sha(text(source, def)),
+            bases,
+        });
+    }
+
+    let names = q.imports.capture_names();
+    let mut matches = cursor.matches(&q.imports, root, source.as_bytes());
+    while let Some(m) = matches.next() {
+        let get = |n: &str| {
+            m.captures
+                .iter()
+                .find(|c| names[c.index as usize] == n)
+                .map(|c| c.node)
+        };
+        let line = m
+            .captures
+            .first()
+            .map_or(0, |c| c.node.start_position().row + 1);
+        if let Some(module_node) = get("module") {
+            let written = text(source, module_node).to_string();
+            match get("alias") {
+                Some(alias) => facts.imports.push(Import {
+                    local: text(source, alias).into(),
+                    module: written,
+                    name: None,
+                    line,
+                }),
+                // `import a.b` binds `a`.
+                None => {
+                    let first = written.split('.').next().unwrap_or(&written).to_string();
+                    facts.imports.push(Import {
+                        local: first.clone(),
+                        module: first,
+                        name: None,
+                        line,
+                    });
+                    if written.contains('.') {
+                        facts.imports.push(Import {
+                            local: written.clone(),
+                            module: written,
+                            name: None,
+                            line,
+                        });
+                    }
+                }
+            }
+        } else if let Some(from) = get("from") {
+            let module_abs = absolute_module(&module, is_package, text(source, from));
+            if get("wildcard").is_some() {
+                facts.imports.push(Import {
+                    local: "*".into(),
+                    module: module_abs,
+                    name: Some("*".into()),
+                    line,
+                });
+            } else if let Some(name) = get("name") {
+                let name = text(source, name).to_string();
+                let local = get("alias")
+                    .map(|a| text(source, a).to_string())
+                    .unwrap_or_else(|| name.clone());
+                facts.imports.push(Import {
+                    local,
+                    module: module_abs,
+                    name: Some(name),
+                    line,
+                });
+            }
+        }
+    }
+
+    let names = q.calls.capture_names();
+    let mut matches = cursor.matches(&q.calls, root, source.as_bytes());
+    while let Some(m) = matches.next() {
+        let get = |n: &str| {
+            m.captures
+                .iter()
+                .find(|c| names[c.index as usize] == n)
+                .map(|c| c.node)
+        };
+        if let (Some(binding), Some(var), Some(ctor)) =
+            (get("binding"), get("var"), get("constructor"))
+        {
+            facts.bindings.push(Binding {
+                scope: scope_of(source, binding),
+                var: text(source, var).into(),
+                constructor: text(source, ctor).into(),
+            });
+            continue;
+        }
+        if let (Some(call), Some(callee)) = (get("call"), get("callee")) {
+            facts.calls.push(Call {
+                scope: scope_of(source, call),
+                callee: text(source, callee).into(),
+                receiver: get("receiver").map(|r| text(source, r).to_string()),
+                line: call.start_position().row + 1,
+            });
+        }
+    }
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(path: &str, src: &str) -> FileFacts {
+        let tree = crate::gate::parse_tree(src, Language::Python).unwrap();
+        extract_python(path, src, &tree)
+    }
+
+    #[test]
+    fn queries_compile() {
+        let _ = python_queries();
+    }
+
+    #[test]
+    fn definitions_with_qualified_names() {
+        let src = "import os\nLIMIT = 3\n\nclass Store(Base, pkg.Mixin):\n    \"\"\"Holds items.\"\"\"\n    def add(self, x):\n        def helper():\n            pass\n        return helper()\n\ndef top(a, b=1) -> int:\n    return a\n";
+        let f = facts("shop/store.py", src);
+        assert_eq!(f.module, "shop.store");
+        let q: Vec<(&str, NodeKind)> = f
+            .defs
+            .iter()
+            .map(|d| (d.qualified.as_str(), d.kind))
+            .collect();
+        assert!(q.contains(&("LIMIT", NodeKind::Variable)));
+        assert!(q.contains(&("Store", NodeKind::Class)));
+        assert!(q.contains(&("Store.add", NodeKind::Method)));
+        assert!(q.contains(&("Store.add.<locals>.helper", NodeKind::Function)));
+        assert!(q.contains(&("top", NodeKind::Function)));
+        let store = f.defs.iter().find(|d| d.qualified == "Store").unwrap();
+        assert_eq!(store.bases, vec!["Base", "pkg.Mixin"]);
+        assert_eq!(store.doc.as_deref(), Some("Holds items."));
+        let top = f.defs.iter().find(|d| d.qualified == "top").unwrap();
+        assert_eq!(top.signature, "def top(a, b=1) -> int");
+        assert_eq!(top.lines, (11, 12));
+    }
+
+    #[test]
+    fn imports_and_relative_modules() {
+        let src = "import a.b\nimport c as d\nfrom .util import f as g\nfrom .. import pkg\nfrom x.y import *\n";
+        let f = facts("p/q/mod.py", src);
+        let find = |local: &str| {
+            f.imports
+                .iter()
+                .find(|i| i.local == local)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(find("a").module, "a");
+        assert_eq!(find("a.b").module, "a.b");
+        assert_eq!(find("d").module, "c");
+        let g = find("g");
+        assert_eq!(
+            (g.module.as_str(), g.name.as_deref()),
+            ("p.q.util", Some("f"))
+        );
+        assert_eq!(find("pkg").module, "p");
+        assert_eq!(find("*").module, "x.y");
+        let init = facts("p/q/__init__.py", "from .util import f\n");
+        assert_eq!(init.imports[0].module, "p.q.util");
+    }
+
+    #[test]
+    fn calls_record_scope_and_receiver() {
+        let src =
+            "def run():\n    s = Store()\n    s.add(1)\n    helper()\n    os.path.join('a')\n";
+        let f = facts("m.py", src);
+        let calls: Vec<(&str, &str, Option<&str>)> = f
+            .calls
+            .iter()
+            .map(|c| (c.scope.as_str(), c.callee.as_str(), c.receiver.as_deref()))
+            .collect();
+        assert!(calls.contains(&("run", "add", Some("s"))), "{calls:?}");
+        assert!(calls.contains(&("run", "helper", None)));
+        assert!(calls.contains(&("run", "join", Some("os.path"))));
+        assert!(f.bindings.contains(&Binding {
+            scope: "run".into(),
+            var: "s".into(),
+            constructor: "Store".into()
+        }));
+    }
+}

@@ -1,0 +1,197 @@
+//! The librarian: a code graph built with tree-sitter and kept in an embedded SQLite store.
+//!
+//! Status: Python is extracted and resolved across files; JavaScript/TypeScript files are not
+//! indexed yet, and the Neo4j backend, PageRank and test-file queries are still to come (see the
+//! librarian issue).
+
+pub mod extract;
+pub mod query;
+pub mod resolve;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::gate::{Language, SourceKind};
+use extract::FileFacts;
+pub use query::CodeGraph;
+pub use store::{GraphStore, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibrarianError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("graph store: {0}")]
+    Store(String),
+}
+
+/// Where the embedded graph lives inside a repository.
+pub fn default_db(root: &Path) -> PathBuf {
+    root.join(".ouroboros").join("graph.db")
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    pub max_file_size: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct IndexSummary {
+    pub files: usize,
+    pub parsed: usize,
+    pub removed: usize,
+    pub nodes: usize,
+    pub edges: usize,
+    pub unresolved: usize,
+    pub seconds: f64,
+    /// Nothing changed since the last index: no file was parsed and the graph was kept.
+    pub unchanged: bool,
+    /// Files skipped, each with the reason.
+    pub warnings: Vec<String>,
+    /// Files of languages the librarian does not extract yet.
+    pub not_yet_supported: usize,
+}
+
+enum Candidate {
+    Python { rel: String, abs: PathBuf },
+    Skipped(String),
+    Other,
+}
+
+fn rel_path(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+fn scan(root: &Path) -> Vec<Candidate> {
+    let walker = ignore::WalkBuilder::new(root)
+        .filter_entry(|e| e.file_name() != ".ouroboros" && e.file_name() != ".git")
+        .build();
+    let mut out = Vec::new();
+    for entry in walker {
+        match entry {
+            Err(e) => out.push(Candidate::Skipped(format!("skipped: {e}"))),
+            Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
+                match SourceKind::from_path(e.path()).map(|k| k.language) {
+                    Some(Language::Python) => out.push(Candidate::Python {
+                        rel: rel_path(root, e.path()),
+                        abs: e.into_path(),
+                    }),
+                    Some(_) => out.push(Candidate::Other),
+                    None => {}
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    out
+}
+
+/// Bring the graph of `root` up to date: parse new and changed files (in parallel), drop deleted
+/// ones, re-resolve every edge, and save in one transaction. An unchanged tree parses nothing.
+pub fn index(
+    root: &Path,
+    store: &mut dyn GraphStore,
+    opts: &IndexOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<IndexSummary, LibrarianError> {
+    let started = Instant::now();
+    let mut summary = IndexSummary::default();
+    let previous = store.load_facts()?;
+    let mut current: Vec<(String, PathBuf)> = Vec::new();
+    for c in scan(root) {
+        match c {
+            Candidate::Python { rel, abs } => current.push((rel, abs)),
+            Candidate::Skipped(w) => summary.warnings.push(w),
+            Candidate::Other => summary.not_yet_supported += 1,
+        }
+    }
+    current.sort();
+    let total = current.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    // Read and hash everything (cheap); parse only what changed.
+    let results: Vec<Result<(String, FileFacts, bool), String>> = current
+        .par_iter()
+        .map(|(rel, abs)| {
+            let out = read_and_extract(rel, abs, opts, &previous);
+            progress(
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                total,
+            );
+            out
+        })
+        .collect();
+    let mut files = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok((hash, facts, parsed)) => {
+                summary.parsed += usize::from(parsed);
+                files.push((hash, facts));
+            }
+            Err(w) => summary.warnings.push(w),
+        }
+    }
+    let kept: HashMap<&str, ()> = files.iter().map(|(_, f)| (f.path.as_str(), ())).collect();
+    summary.removed = previous
+        .keys()
+        .filter(|p| !kept.contains_key(p.as_str()))
+        .count();
+    summary.files = files.len();
+    summary.unchanged = summary.parsed == 0 && summary.removed == 0 && !previous.is_empty();
+    let graph = if summary.unchanged {
+        store.load_graph()?
+    } else {
+        let facts: Vec<FileFacts> = files.iter().map(|(_, f)| f.clone()).collect();
+        let g = resolve::build(&facts);
+        store.save(&files, &g)?;
+        g
+    };
+    summary.nodes = graph.nodes.len();
+    summary.edges = graph.edges.len();
+    summary.unresolved = graph.unresolved.len();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn read_and_extract(
+    rel: &str,
+    abs: &Path,
+    opts: &IndexOptions,
+    previous: &HashMap<String, (String, FileFacts)>,
+) -> Result<(String, FileFacts, bool), String> {
+    let meta = std::fs::metadata(abs).map_err(|e| format!("{rel}: skipped: {e}"))?;
+    if meta.len() > opts.max_file_size {
+        return Err(format!(
+            "{rel}: skipped: {} bytes is over the {}-byte limit (--max-file-size)",
+            meta.len(),
+            opts.max_file_size
+        ));
+    }
+    let bytes = std::fs::read(abs).map_err(|e| format!("{rel}: skipped: {e}"))?;
+    if bytes.contains(&0) {
+        return Err(format!("{rel}: skipped: binary file"));
+    }
+    // The extractor's version is part of the key: facts made by an older extractor are redone.
+    let hash = format!(
+        "{}@{}",
+        crate::patch::sha256_tagged(&bytes),
+        extract::EXTRACTOR_VERSION
+    );
+    if let Some((old_hash, facts)) = previous.get(rel) {
+        if *old_hash == hash {
+            return Ok((hash, facts.clone(), false));
+        }
+    }
+    let source =
+        String::from_utf8(bytes).map_err(|_| format!("{rel}: skipped: not valid UTF-8"))?;
+    let tree = crate::gate::parse_tree(&source, Language::Python)
+        .ok_or_else(|| format!("{rel}: skipped: parser gave up"))?;
+    let facts = extract::extract_python(rel, &source, &tree);
+    Ok((hash, facts, true))
+}
