@@ -48,6 +48,10 @@ pub struct IndexSummary {
     pub edges: usize,
     pub unresolved: usize,
     pub seconds: f64,
+    /// Where the time went: reading, hashing and parsing; resolving; writing the store.
+    pub parse_seconds: f64,
+    pub resolve_seconds: f64,
+    pub store_seconds: f64,
     /// Nothing changed since the last index: no file was parsed and the graph was kept.
     pub unchanged: bool,
     /// Files skipped, each with the reason.
@@ -127,6 +131,7 @@ pub fn index(
             out
         })
         .collect();
+    summary.parse_seconds = started.elapsed().as_secs_f64();
     let mut files = Vec::with_capacity(results.len());
     for r in results {
         match r {
@@ -148,8 +153,12 @@ pub fn index(
         store.load_graph()?
     } else {
         let facts: Vec<FileFacts> = files.iter().map(|(_, f)| f.clone()).collect();
+        let t = Instant::now();
         let g = resolve::build(&facts);
+        summary.resolve_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         store.save(&files, &g)?;
+        summary.store_seconds = t.elapsed().as_secs_f64();
         g
     };
     summary.nodes = graph.nodes.len();
