@@ -184,3 +184,41 @@ fn an_older_schema_is_rebuilt() {
     assert!(store.rebuilt);
     assert!(store.load_facts().unwrap().is_empty());
 }
+
+#[test]
+fn typescript_and_javascript_resolve_through_imports_and_index_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    write(r, "src/util.ts", "export function clean(s: string): string {\n  return s.trim();\n}\n\nexport class Parser {\n  parse(s: string) {\n    return this.tokens(clean(s));\n  }\n  tokens(s: string) {\n    return s.split(' ');\n  }\n}\n");
+    write(
+        r,
+        "src/index.ts",
+        "export { clean } from './util';\nexport * from './util';\n",
+    );
+    write(r, "src/app.tsx", "import { clean, Parser } from './index';\n\nexport const App = () => {\n  const p = new Parser();\n  return <div>{p.parse(clean(' x '))}</div>;\n};\n");
+    write(r, "lib/legacy.js", "const util = require('../src/util');\nfunction run() {\n  return util.clean('a');\n}\nmodule.exports = { run };\n");
+    let s = index(r);
+    assert_eq!(s.files, 4);
+    let g = graph(r);
+    let app = g
+        .find("src/app.tsx:App")
+        .expect("arrow-function component is a function");
+    let callees = names(g.callees(app, 1));
+    assert!(
+        callees.contains(&"src/util.ts:clean".to_string()),
+        "{callees:?}"
+    );
+    assert!(
+        callees.contains(&"src/util.ts:Parser.parse".to_string()),
+        "{callees:?}"
+    );
+    let parse = g.find("src/util.ts:Parser.parse").unwrap();
+    assert!(names(g.callees(parse, 1)).contains(&"src/util.ts:Parser.tokens".to_string()));
+    let clean = g.find("src/util.ts:clean").unwrap();
+    let callers = names(g.callers(clean, 1));
+    assert!(
+        callers.contains(&"lib/legacy.js:run".to_string()),
+        "{callers:?}"
+    );
+    assert!(callers.contains(&"src/util.ts:Parser.parse".to_string()));
+}

@@ -9,7 +9,8 @@ use crate::librarian::{self, CodeGraph, GraphStore, SqliteStore};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Python: dotted module path plus qualified name (`json.encoder.JSONEncoder.encode`).
+    /// Python: dotted module path plus qualified name (`json.encoder.JSONEncoder.encode`);
+    /// JS/TS: file path, a colon, then the qualified name (`src/util.ts:Parser.parse`).
     pub symbol: String,
     #[arg(long, default_value_t = 1)]
     pub depth: usize,

@@ -64,12 +64,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "indexed {} files ({} parsed, {} removed) in {:.2}s: {} nodes, {} edges, {} unresolved references",
         summary.files, summary.parsed, summary.removed, summary.seconds, summary.nodes, summary.edges, summary.unresolved
     );
-    if summary.not_yet_supported > 0 {
-        println!(
-            "{} JavaScript/TypeScript files are not indexed yet",
-            summary.not_yet_supported
-        );
-    }
     println!("graph: {}", db.display());
     Ok(ExitCode::from(exit::OK))
 }

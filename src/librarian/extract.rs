@@ -9,7 +9,7 @@ use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
 use crate::gate::Language;
 
 /// Bump whenever extraction changes what it produces, so stored facts are re-made.
-pub const EXTRACTOR_VERSION: u32 = 1;
+pub const EXTRACTOR_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

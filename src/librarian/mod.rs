@@ -1,9 +1,10 @@
 //! The librarian: a code graph built with tree-sitter and kept in an embedded SQLite store.
 //!
-//! Status: Python is extracted and resolved across files; JavaScript/TypeScript files are not
-//! indexed yet, and the Neo4j backend, PageRank and test-file queries are still to come (see the
+//! Status: Python, JavaScript, TypeScript and TSX are extracted and resolved across files. The
+//! Neo4j backend, REFERENCES edges, PageRank and test-file queries are still to come (see the
 //! librarian issue).
 
+mod ecmascript;
 pub mod extract;
 pub mod query;
 pub mod resolve;
@@ -56,14 +57,15 @@ pub struct IndexSummary {
     pub unchanged: bool,
     /// Files skipped, each with the reason.
     pub warnings: Vec<String>,
-    /// Files of languages the librarian does not extract yet.
-    pub not_yet_supported: usize,
 }
 
 enum Candidate {
-    Python { rel: String, abs: PathBuf },
+    Source {
+        rel: String,
+        abs: PathBuf,
+        language: Language,
+    },
     Skipped(String),
-    Other,
 }
 
 fn rel_path(root: &Path, p: &Path) -> String {
@@ -82,13 +84,12 @@ fn scan(root: &Path) -> Vec<Candidate> {
         match entry {
             Err(e) => out.push(Candidate::Skipped(format!("skipped: {e}"))),
             Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                match SourceKind::from_path(e.path()).map(|k| k.language) {
-                    Some(Language::Python) => out.push(Candidate::Python {
+                if let Some(kind) = SourceKind::from_path(e.path()) {
+                    out.push(Candidate::Source {
                         rel: rel_path(root, e.path()),
                         abs: e.into_path(),
-                    }),
-                    Some(_) => out.push(Candidate::Other),
-                    None => {}
+                        language: kind.language,
+                    });
                 }
             }
             Ok(_) => {}
@@ -108,22 +109,21 @@ pub fn index(
     let started = Instant::now();
     let mut summary = IndexSummary::default();
     let previous = store.load_facts()?;
-    let mut current: Vec<(String, PathBuf)> = Vec::new();
+    let mut current: Vec<(String, PathBuf, Language)> = Vec::new();
     for c in scan(root) {
         match c {
-            Candidate::Python { rel, abs } => current.push((rel, abs)),
+            Candidate::Source { rel, abs, language } => current.push((rel, abs, language)),
             Candidate::Skipped(w) => summary.warnings.push(w),
-            Candidate::Other => summary.not_yet_supported += 1,
         }
     }
-    current.sort();
+    current.sort_by(|a, b| a.0.cmp(&b.0));
     let total = current.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     // Read and hash everything (cheap); parse only what changed.
     let results: Vec<Result<(String, FileFacts, bool), String>> = current
         .par_iter()
-        .map(|(rel, abs)| {
-            let out = read_and_extract(rel, abs, opts, &previous);
+        .map(|(rel, abs, language)| {
+            let out = read_and_extract(rel, abs, *language, opts, &previous);
             progress(
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
                 total,
@@ -171,6 +171,7 @@ pub fn index(
 fn read_and_extract(
     rel: &str,
     abs: &Path,
+    language: Language,
     opts: &IndexOptions,
     previous: &HashMap<String, (String, FileFacts)>,
 ) -> Result<(String, FileFacts, bool), String> {
@@ -199,8 +200,11 @@ fn read_and_extract(
     }
     let source =
         String::from_utf8(bytes).map_err(|_| format!("{rel}: skipped: not valid UTF-8"))?;
-    let tree = crate::gate::parse_tree(&source, Language::Python)
+    let tree = crate::gate::parse_tree(&source, language)
         .ok_or_else(|| format!("{rel}: skipped: parser gave up"))?;
-    let facts = extract::extract_python(rel, &source, &tree);
+    let facts = match language {
+        Language::Python => extract::extract_python(rel, &source, &tree),
+        _ => ecmascript::extract(rel, &source, &tree, language),
+    };
     Ok((hash, facts, true))
 }

@@ -98,44 +98,103 @@ struct Resolver<'a> {
     nodes: &'a [GraphNode],
 }
 
+/// The symbol of `name` defined directly in `parent`: `pkg.mod.name` for Python modules,
+/// `src/file.ts:name` for JavaScript/TypeScript files, `Parent.name` inside classes.
+pub fn child_symbol(parent: &FileFacts, qualified: &str) -> String {
+    match parent.language {
+        crate::gate::Language::Python => format!("{}.{qualified}", parent.module),
+        _ => format!("{}:{qualified}", parent.path),
+    }
+}
+
+/// Keys under which an import can name a file: Python module names; for JS/TS the path
+/// without its extension, and a directory for its `index.*` file.
+fn module_keys(f: &FileFacts) -> Vec<String> {
+    if f.language == crate::gate::Language::Python {
+        return vec![f.module.clone()];
+    }
+    let stem = f.path.rsplit_once('.').map_or(f.path.as_str(), |(s, _)| s);
+    let stem = stem.strip_suffix(".d").unwrap_or(stem);
+    let mut keys = vec![f.path.clone(), stem.to_string()];
+    if let Some(dir) = stem.strip_suffix("/index") {
+        keys.push(dir.to_string());
+    }
+    keys
+}
+
 impl Resolver<'_> {
     fn node(&self, symbol: &str) -> Option<usize> {
         self.by_symbol.get(symbol).copied()
     }
 
+    /// A member of a node: a module's top-level definition or a class's member.
+    fn member_symbol(&self, parent: usize, name: &str) -> String {
+        let p = &self.nodes[parent];
+        if p.kind == NodeKind::Module {
+            if let Some(f) = self.modules.get(&p.symbol) {
+                return child_symbol(f, name);
+            }
+        }
+        format!("{}.{name}", p.symbol)
+    }
+
     /// `module.name`, following re-exports (`from .store import Store` in a package's
     /// `__init__.py`) a few levels deep.
     fn export(&self, module: &str, name: &str, hops: usize) -> Option<usize> {
-        if let Some(i) = self.node(&format!("{module}.{name}")) {
+        let file = self.modules.get(module);
+        let direct = match file {
+            Some(f) => child_symbol(f, name),
+            None => format!("{module}.{name}"),
+        };
+        if let Some(i) = self.node(&direct) {
             return Some(i);
         }
-        let file = self.modules.get(module)?;
-        let imp = file.imports.iter().rev().find(|i| i.local == name)?;
+        let file = file?;
         if hops == 0 {
             return None;
         }
-        match &imp.name {
-            Some(n) => self.export(&imp.module, n, hops - 1),
-            None => self.node(&imp.module),
+        if let Some(imp) = file.imports.iter().rev().find(|i| i.local == name) {
+            return match &imp.name {
+                Some(n) => self.export(&imp.module, n, hops - 1),
+                None => self.module_node(&imp.module),
+            };
+        }
+        // `export * from './m'` passes m's names through.
+        file.imports
+            .iter()
+            .filter(|i| i.local == "*")
+            .find_map(|i| self.export(&i.module, name, hops - 1))
+    }
+
+    fn module_node(&self, key: &str) -> Option<usize> {
+        let f = self.modules.get(key)?;
+        match f.language {
+            crate::gate::Language::Python => self.node(&f.module),
+            _ => self.node(&f.path),
         }
     }
 
     /// What a bare name means inside `file`: its own definitions, then its imports.
     fn name(&self, file: &FileFacts, name: &str) -> Option<usize> {
-        if let Some(i) = self.node(&format!("{}.{name}", file.module)) {
+        let own = self.node(&child_symbol(file, name));
+        // `const util = require('./util')` is both a variable and an import: the import says
+        // what it holds.
+        let imported_variable = own.is_some_and(|i| self.nodes[i].kind == NodeKind::Variable)
+            && file.imports.iter().any(|i| i.local == name);
+        if let (Some(i), false) = (own, imported_variable) {
             return Some(i);
         }
         for imp in file.imports.iter().rev() {
             if imp.local == name {
                 return match &imp.name {
                     Some(n) => self.export(&imp.module, n, 4),
-                    None => self.node(&imp.module),
+                    None => self.module_node(&imp.module),
                 };
             }
         }
         // `from m import *` brings in m's top-level names.
         for imp in file.imports.iter().filter(|i| i.local == "*") {
-            if let Some(i) = self.node(&format!("{}.{name}", imp.module)) {
+            if let Some(i) = self.export(&imp.module, name, 4) {
                 return Some(i);
             }
         }
@@ -147,7 +206,7 @@ impl Resolver<'_> {
         let mut parts = expr.split('.');
         let mut cur = self.name(file, parts.next()?)?;
         for p in parts {
-            cur = self.node(&format!("{}.{p}", self.nodes[cur].symbol))?;
+            cur = self.node(&self.member_symbol(cur, p))?;
         }
         Some(cur)
     }
@@ -163,7 +222,7 @@ impl Resolver<'_> {
         if !seen.insert(class) {
             return None;
         }
-        if let Some(i) = self.node(&format!("{}.{member}", self.nodes[class].symbol)) {
+        if let Some(i) = self.node(&self.member_symbol(class, member)) {
             return Some(i);
         }
         bases
@@ -178,6 +237,10 @@ pub fn build(files: &[FileFacts]) -> Graph {
     for f in files {
         let file_id = node_id(NodeKind::File, &f.path, "");
         let module_id = node_id(NodeKind::Module, &f.path, &f.module);
+        let module_symbol = match f.language {
+            crate::gate::Language::Python => f.module.clone(),
+            _ => f.path.clone(),
+        };
         g.nodes.push(GraphNode {
             id: file_id.clone(),
             kind: NodeKind::File,
@@ -192,7 +255,7 @@ pub fn build(files: &[FileFacts]) -> Graph {
         g.nodes.push(GraphNode {
             id: module_id.clone(),
             kind: NodeKind::Module,
-            symbol: f.module.clone(),
+            symbol: module_symbol,
             file: f.path.clone(),
             lines: (1, 1),
             byte_range: (0, 0),
@@ -232,7 +295,7 @@ pub fn build(files: &[FileFacts]) -> Graph {
             g.nodes.push(GraphNode {
                 id,
                 kind: d.kind,
-                symbol: format!("{}.{}", f.module, d.qualified),
+                symbol: child_symbol(f, &d.qualified),
                 file: f.path.clone(),
                 lines: d.lines,
                 byte_range: d.byte_range,
@@ -246,7 +309,10 @@ pub fn build(files: &[FileFacts]) -> Graph {
     let mut r = Resolver {
         by_symbol: HashMap::new(),
         by_name: HashMap::new(),
-        modules: files.iter().map(|f| (f.module.clone(), f)).collect(),
+        modules: files
+            .iter()
+            .flat_map(|f| module_keys(f).into_iter().map(move |k| (k, f)))
+            .collect(),
         nodes: &g.nodes,
     };
     for (i, n) in g.nodes.iter().enumerate() {
@@ -269,9 +335,9 @@ pub fn build(files: &[FileFacts]) -> Graph {
     let mut bases: HashMap<usize, Vec<usize>> = HashMap::new();
     for f in files {
         for d in f.defs.iter().filter(|d| d.kind == NodeKind::Class) {
-            let class = r
-                .node(&format!("{}.{}", f.module, d.qualified))
-                .expect("indexed above");
+            let Some(class) = r.node(&child_symbol(f, &d.qualified)) else {
+                continue;
+            };
             for b in &d.bases {
                 match r.dotted(f, b) {
                     Some(t) => {
@@ -303,7 +369,7 @@ pub fn build(files: &[FileFacts]) -> Graph {
                 .as_ref()
                 .filter(|n| *n != "*")
                 .and_then(|n| r.export(&imp.module, n, 4))
-                .or_else(|| r.modules.get(&imp.module).and_then(|m| r.node(&m.module)));
+                .or_else(|| r.module_node(&imp.module));
             if let Some(t) = target {
                 if imported.insert(t) {
                     edges.push(GraphEdge {
@@ -320,7 +386,7 @@ pub fn build(files: &[FileFacts]) -> Graph {
             let source = if call.scope.is_empty() {
                 Some(module_id.clone())
             } else {
-                r.node(&format!("{}.{}", f.module, call.scope))
+                r.node(&child_symbol(f, &call.scope))
                     .map(|i| r.nodes[i].id.clone())
             };
             let Some(source) = source else { continue };
@@ -328,7 +394,7 @@ pub fn build(files: &[FileFacts]) -> Graph {
                 let mut parts: Vec<&str> = call.scope.split('.').collect();
                 while !parts.is_empty() {
                     parts.pop();
-                    if let Some(i) = r.node(&format!("{}.{}", f.module, parts.join("."))) {
+                    if let Some(i) = r.node(&child_symbol(f, &parts.join("."))) {
                         if r.nodes[i].kind == NodeKind::Class {
                             return Some(i);
                         }
@@ -354,7 +420,7 @@ pub fn build(files: &[FileFacts]) -> Graph {
                             NodeKind::Class => {
                                 r.member(t, &call.callee, &bases, &mut HashSet::new())
                             }
-                            _ => r.node(&format!("{}.{}", r.nodes[t].symbol, call.callee)),
+                            _ => r.node(&r.member_symbol(t, &call.callee)),
                         }),
                     }
                 }
@@ -400,8 +466,10 @@ pub fn build(files: &[FileFacts]) -> Graph {
 /// Calling a class runs its `__init__` when it has one.
 fn constructor_or(r: &Resolver, target: usize) -> usize {
     if r.nodes[target].kind == NodeKind::Class {
-        if let Some(init) = r.node(&format!("{}.__init__", r.nodes[target].symbol)) {
-            return init;
+        for ctor in ["__init__", "constructor"] {
+            if let Some(init) = r.node(&format!("{}.{ctor}", r.nodes[target].symbol)) {
+                return init;
+            }
         }
     }
     target
