@@ -222,3 +222,21 @@ fn typescript_and_javascript_resolve_through_imports_and_index_files() {
     );
     assert!(callers.contains(&"src/util.ts:Parser.parse".to_string()));
 }
+
+#[test]
+fn a_name_defined_twice_is_one_node() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m.py", "import sys\nif sys.platform == 'win32':\n    def f():\n        return 1\nelse:\n    def f():\n        return 2\n\ndef g():\n    return f()\n");
+    let s = index(dir.path());
+    let g = graph(dir.path());
+    assert_eq!(
+        s.nodes,
+        g.graph.nodes.len(),
+        "the summary counts what the store holds"
+    );
+    assert_eq!(
+        g.graph.nodes.iter().filter(|n| n.symbol == "m.f").count(),
+        1
+    );
+    assert_eq!(names(g.callers(g.find("m.f").unwrap(), 1)), vec!["m.g"]);
+}

@@ -270,8 +270,13 @@ pub fn build(files: &[FileFacts]) -> Graph {
             confidence: 1.0,
             line: 0,
         });
+        let mut seen = HashSet::new();
         for d in &f.defs {
             let id = node_id(d.kind, &f.path, &d.qualified);
+            // A name defined twice (`if …: def f` / `else: def f`) is one node: the first.
+            if !seen.insert(id.clone()) {
+                continue;
+            }
             // The parent is the longest defined prefix of the qualified name (or the module).
             let parent = d
                 .qualified
