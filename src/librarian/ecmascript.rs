@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
 
-use super::extract::{Binding, Call, Def, FileFacts, Import, NodeKind};
+use super::extract::{collect_calls, text, Def, FileFacts, Import, NodeKind};
 use crate::gate::Language;
 
 struct Queries {
@@ -57,10 +57,6 @@ fn queries(language: Language) -> &'static Queries {
             calls: q(calls),
         }
     })
-}
-
-fn text<'s>(source: &'s str, node: Node) -> &'s str {
-    source.get(node.byte_range()).unwrap_or("")
 }
 
 /// The name a node defines, if it is a definition that scopes others.
@@ -289,36 +285,22 @@ pub fn extract(
         }
     }
 
-    let names = q.calls.capture_names();
-    let mut matches = cursor.matches(&q.calls, root, source.as_bytes());
-    while let Some(m) = matches.next() {
-        let get = |n: &str| {
-            m.captures
-                .iter()
-                .find(|c| names[c.index as usize] == n)
-                .map(|c| c.node)
-        };
-        if let (Some(b), Some(var), Some(ctor)) = (get("binding"), get("var"), get("constructor")) {
-            facts.bindings.push(Binding {
-                scope: scope_of(source, b),
-                var: text(source, var).into(),
-                constructor: text(source, ctor).into(),
-            });
-            continue;
+    // `this` plays the part of Python's `self` for the resolver.
+    let receiver = |r: &str| {
+        if r == "this" {
+            "self".to_string()
+        } else {
+            r.to_string()
         }
-        if let (Some(call), Some(callee)) = (get("call"), get("callee")) {
-            let receiver = get("receiver").map(|r| match text(source, r) {
-                "this" => "self".to_string(),
-                other => other.to_string(),
-            });
-            facts.calls.push(Call {
-                scope: scope_of(source, call),
-                callee: text(source, callee).into(),
-                receiver,
-                line: call.start_position().row + 1,
-            });
-        }
-    }
+    };
+    collect_calls(
+        &q.calls,
+        root,
+        source,
+        &mut facts,
+        |n| scope_of(source, n),
+        receiver,
+    );
     facts
 }
 

@@ -122,7 +122,7 @@ pub fn python_module(path: &str) -> String {
     stem.replace('/', ".")
 }
 
-fn text<'s>(source: &'s str, node: Node) -> &'s str {
+pub(super) fn text<'s>(source: &'s str, node: Node) -> &'s str {
     source.get(node.byte_range()).unwrap_or("")
 }
 
@@ -353,8 +353,30 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
         }
     }
 
-    let names = q.calls.capture_names();
-    let mut matches = cursor.matches(&q.calls, root, source.as_bytes());
+    collect_calls(
+        &q.calls,
+        root,
+        source,
+        &mut facts,
+        |n| scope_of(source, n),
+        str::to_string,
+    );
+    facts
+}
+
+/// Calls and constructor bindings from a `calls.scm` query (the capture names are shared by
+/// every language: `call`, `callee`, `receiver`, `binding`, `var`, `constructor`).
+pub(super) fn collect_calls(
+    query: &Query,
+    root: Node,
+    source: &str,
+    facts: &mut FileFacts,
+    scope_of: impl Fn(Node) -> String,
+    receiver: impl Fn(&str) -> String,
+) {
+    let names = query.capture_names();
+    let mut cursor = QueryCursor::new();
+    let mut matches = cursor.matches(query, root, source.as_bytes());
     while let Some(m) = matches.next() {
         let get = |n: &str| {
             m.captures
@@ -366,7 +388,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
             (get("binding"), get("var"), get("constructor"))
         {
             facts.bindings.push(Binding {
-                scope: scope_of(source, binding),
+                scope: scope_of(binding),
                 var: text(source, var).into(),
                 constructor: text(source, ctor).into(),
             });
@@ -374,14 +396,13 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
         }
         if let (Some(call), Some(callee)) = (get("call"), get("callee")) {
             facts.calls.push(Call {
-                scope: scope_of(source, call),
+                scope: scope_of(call),
                 callee: text(source, callee).into(),
-                receiver: get("receiver").map(|r| text(source, r).to_string()),
+                receiver: get("receiver").map(|r| receiver(text(source, r))),
                 line: call.start_position().row + 1,
             });
         }
     }
-    facts
 }
 
 #[cfg(test)]
