@@ -71,7 +71,6 @@ impl Gate {
         }
         report::finish(
             kind.language,
-            source,
             errors,
             warnings,
             ts.ast_depth,
@@ -120,7 +119,7 @@ impl Gate {
         let mut after = self.check(patched, kind);
         if !before.errors.is_empty() {
             introduced::mark_preexisting(original, patched, &before.errors, &mut after.errors);
-            after.refresh(patched);
+            after.refresh();
         }
         after
     }

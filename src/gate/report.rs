@@ -102,7 +102,6 @@ pub struct GateReport {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn finish(
     language: Language,
-    source: &str,
     mut errors: Vec<GateError>,
     mut warnings: Vec<GateError>,
     ast_depth: usize,
@@ -127,7 +126,7 @@ pub(crate) fn finish(
         tree_sitter_us,
         strict_us,
     };
-    report.refresh(source);
+    report.refresh();
     report
 }
 
@@ -136,7 +135,7 @@ const SUMMARY_LIMIT: usize = 8;
 
 impl GateReport {
     /// Recompute the verdict and summary after errors were re-marked.
-    pub(crate) fn refresh(&mut self, _source: &str) {
+    pub(crate) fn refresh(&mut self) {
         self.is_valid = !self.errors.iter().any(GateError::blocks);
         self.error_summary = summarize(&self.errors);
     }
@@ -239,7 +238,7 @@ mod tests {
             GateError::at(src, Layer::Strict, 4..5, "syntax", "expected `)`".into()),
             GateError::at(src, Layer::Strict, 4..5, "syntax", "expected `)`".into()),
         ];
-        let r = finish(Language::Python, src, errors, vec![], 1, 1, 0, 0);
+        let r = finish(Language::Python, errors, vec![], 1, 1, 0, 0);
         assert!(!r.is_valid);
         assert_eq!(r.error_summary, "line 1:5: expected `)`");
     }
