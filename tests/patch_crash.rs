@@ -47,12 +47,12 @@ fn seed_tree(root: &Path) {
     }
 }
 
-fn jitter_us(round: u32) -> u64 {
+fn jitter_us(round: u32, max: u64) -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    u64::from(nanos.wrapping_mul(2654435761).wrapping_add(round)) % 400_000
+    u64::from(nanos.wrapping_mul(2654435761).wrapping_add(round)) % max
 }
 
 #[test]
@@ -82,7 +82,10 @@ fn sigkill_mid_apply_leaves_files_whole() {
         while !root.join("started").exists() {
             std::thread::sleep(Duration::from_millis(1));
         }
-        std::thread::sleep(Duration::from_micros(5_000 + jitter_us(round)));
+        // Until one write has landed, allow more time: a loaded machine with slow fsync may need
+        // it for the first apply. After that, kill early and often to land mid-write.
+        let max = if saw_new { 400_000 } else { 2_000_000 };
+        std::thread::sleep(Duration::from_micros(5_000 + jitter_us(round, max)));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         for f in FILES {
