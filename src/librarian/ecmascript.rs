@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
 
-use super::extract::{collect_calls, text, Def, FileFacts, Import, NodeKind};
+use super::extract::{collect_calls, text, Def, FileFacts, Import, NodeKind, Scopes};
 use crate::gate::Language;
 
 struct Queries {
@@ -94,19 +94,6 @@ fn enclosing(source: &str, node: Node) -> (Vec<String>, bool) {
     }
     parts.reverse();
     (parts, innermost_is_class == Some(true))
-}
-
-fn scope_of(source: &str, node: Node) -> String {
-    let mut cur = node.parent();
-    while let Some(n) = cur {
-        if let Some(name) = definition_name(source, n) {
-            let (mut parts, _) = enclosing(source, n);
-            parts.push(name.to_string());
-            return parts.join(".");
-        }
-        cur = n.parent();
-    }
-    String::new()
 }
 
 /// `./util` imported from `src/app/main.ts` → `src/app/util` (extension and index file are
@@ -293,12 +280,13 @@ pub fn extract(
             r.to_string()
         }
     };
+    let scopes = Scopes::new(&facts.defs);
     collect_calls(
         &q.calls,
         root,
         source,
         &mut facts,
-        |n| scope_of(source, n),
+        |n| scopes.at(n.start_byte()),
         receiver,
     );
     facts

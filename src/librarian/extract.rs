@@ -154,22 +154,6 @@ fn enclosing(source: &str, node: Node) -> (Vec<String>, bool) {
     (parts, in_class_directly == Some(true))
 }
 
-fn scope_of(source: &str, node: Node) -> String {
-    let mut cur = node.parent();
-    while let Some(n) = cur {
-        if matches!(n.kind(), "function_definition" | "class_definition") {
-            if let Some(name) = n.child_by_field_name("name") {
-                // The definitions around `n`, then `n` itself.
-                let (mut parts, _) = enclosing(source, n);
-                parts.push(text(source, name).to_string());
-                return parts.join(".");
-            }
-        }
-        cur = n.parent();
-    }
-    String::new()
-}
-
 fn docstring(source: &str, def: Node) -> Option<String> {
     let body = def.child_by_field_name("body")?;
     let first = body.named_child(0)?;
@@ -353,15 +337,47 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
         }
     }
 
+    let scopes = Scopes::new(&facts.defs);
     collect_calls(
         &q.calls,
         root,
         source,
         &mut facts,
-        |n| scope_of(source, n),
+        |n| scopes.at(n.start_byte()),
         str::to_string,
     );
     facts
+}
+
+/// The definitions that can enclose code, for finding a call's scope by byte offset. tree-sitter
+/// nodes have no parent pointer (`parent()` walks down from the root), so walking up from every
+/// call was a large share of indexing time.
+pub(super) struct Scopes {
+    /// (start, end, qualified), sorted by start.
+    ranges: Vec<(usize, usize, String)>,
+}
+
+impl Scopes {
+    pub(super) fn new(defs: &[Def]) -> Scopes {
+        let mut ranges: Vec<(usize, usize, String)> = defs
+            .iter()
+            .filter(|d| d.kind != NodeKind::Variable)
+            .map(|d| (d.byte_range.0, d.byte_range.1, d.qualified.clone()))
+            .collect();
+        ranges.sort_by_key(|r| r.0);
+        Scopes { ranges }
+    }
+
+    /// The qualified name of the innermost definition containing `at`; empty at module level.
+    pub(super) fn at(&self, at: usize) -> String {
+        let upto = self.ranges.partition_point(|r| r.0 <= at);
+        self.ranges[..upto]
+            .iter()
+            .rev()
+            .find(|r| at < r.1)
+            .map(|r| r.2.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Calls and constructor bindings from a `calls.scm` query (the capture names are shared by
