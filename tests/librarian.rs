@@ -240,3 +240,33 @@ fn a_name_defined_twice_is_one_node() {
     );
     assert_eq!(names(g.callers(g.find("m.f").unwrap(), 1)), vec!["m.g"]);
 }
+
+#[test]
+fn tests_that_reach_a_symbol_and_personalised_pagerank() {
+    let p = project();
+    index(p.path());
+    let g = graph(p.path());
+    let clean = g.find("shop.util.clean").unwrap();
+    assert_eq!(g.tests_reaching(clean), vec!["tests/test_store.py"]);
+    assert!(g.tests_reaching(g.find("app.main").unwrap()).is_empty());
+
+    let main = g.find("app.main").unwrap();
+    let ranked = g.personalized_pagerank(&[main], 10);
+    let order: Vec<&str> = ranked.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(order[0], "app.main", "the walk restarts at the target");
+    // What main uses is ranked; what only the tests use is not reachable from it.
+    for used in [
+        "shop.store.Store.add",
+        "shop.util.clean",
+        "shop.base.Base.save",
+        "shop.base.Base.validate",
+    ] {
+        assert!(order.contains(&used), "{used} missing from {order:?}");
+    }
+    assert!(!order.contains(&"tests.test_store.test_add"));
+    let total: f64 = ranked.iter().map(|(_, r)| r).sum();
+    assert!(total <= 1.0 + 1e-9);
+    let score = |s: &str| ranked.iter().find(|(n, _)| n == s).unwrap().1;
+    // `save` is reached only through `add`, so it cannot outrank it.
+    assert!(score("shop.store.Store.add") >= score("shop.base.Base.save"));
+}

@@ -46,13 +46,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let callers = graph.callers(node, args.depth);
     let callees = graph.callees(node, args.depth);
     let radius = graph.blast_radius(node);
+    let tests = graph.tests_reaching(node);
     if args.json {
         let names = |v: &[librarian::query::Reached]| {
             v.iter().map(|r| r.symbol.clone()).collect::<Vec<_>>()
         };
         println!(
             "{}",
-            json!({"symbol": node.symbol, "callers": names(&callers), "callees": names(&callees), "blast_radius": radius.len()})
+            json!({"symbol": node.symbol, "callers": names(&callers), "callees": names(&callees), "blast_radius": radius.len(), "tests": tests})
         );
         return Ok(ExitCode::from(exit::OK));
     }
@@ -76,5 +77,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     println!("blast radius: {} transitive dependents", radius.len());
+    println!(
+        "tests that reach it: {}",
+        if tests.is_empty() {
+            "none".to_string()
+        } else {
+            tests.join(", ")
+        }
+    );
     Ok(ExitCode::from(exit::OK))
 }

@@ -107,6 +107,87 @@ impl CodeGraph {
         self.walk(self.index[&symbol.id], depth, false, &[EdgeKind::Calls])
     }
 
+    /// Test files that reach `symbol`: files among its transitive dependents whose path looks
+    /// like a test (`tests/`, `test_*.py`, `*_test.py`, `*.test.ts`, `*.spec.js`, `__tests__/`).
+    pub fn tests_reaching(&self, symbol: &GraphNode) -> Vec<String> {
+        let mut files: Vec<String> = self
+            .blast_radius(symbol)
+            .into_iter()
+            .map(|r| r.file)
+            .filter(|f| is_test_file(f))
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// PageRank over the symbol graph (calls and inheritance, rank flowing from user to used),
+    /// personalised to `targets`: the random walk restarts at the targets, so the ranking says
+    /// what matters most *to them*. Returns (symbol, score), highest first.
+    pub fn personalized_pagerank(
+        &self,
+        targets: &[&GraphNode],
+        limit: usize,
+    ) -> Vec<(String, f64)> {
+        const DAMPING: f64 = 0.85;
+        const ITERATIONS: usize = 50;
+        let n = self.graph.nodes.len();
+        let starts: Vec<usize> = targets
+            .iter()
+            .filter_map(|t| self.index.get(&t.id).copied())
+            .collect();
+        if n == 0 || starts.is_empty() {
+            return Vec::new();
+        }
+        let mut restart = vec![0.0; n];
+        for &s in &starts {
+            restart[s] += 1.0 / starts.len() as f64;
+        }
+        let links = |i: usize| -> Vec<usize> {
+            self.out
+                .get(&i)
+                .map(|v| {
+                    v.iter()
+                        .filter(|(_, k)| matches!(k, EdgeKind::Calls | EdgeKind::Inherits))
+                        .map(|(t, _)| *t)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let out_links: Vec<Vec<usize>> = (0..n).map(links).collect();
+        let mut rank = restart.clone();
+        for _ in 0..ITERATIONS {
+            let mut next: Vec<f64> = restart.iter().map(|r| (1.0 - DAMPING) * r).collect();
+            let mut dangling = 0.0;
+            for (i, targets) in out_links.iter().enumerate() {
+                if targets.is_empty() {
+                    dangling += rank[i];
+                } else {
+                    let share = DAMPING * rank[i] / targets.len() as f64;
+                    for &t in targets {
+                        next[t] += share;
+                    }
+                }
+            }
+            // A walk that reaches a symbol with no outgoing links restarts at the targets.
+            for (v, r) in next.iter_mut().zip(&restart) {
+                *v += DAMPING * dangling * r;
+            }
+            rank = next;
+        }
+        let mut scored: Vec<(String, f64)> = rank
+            .into_iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                *r > 0.0 && !matches!(self.graph.nodes[*i].kind, NodeKind::File | NodeKind::Module)
+            })
+            .map(|(i, r)| (self.graph.nodes[i].symbol.clone(), r))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        scored.truncate(limit);
+        scored
+    }
+
     /// Everything that depends on `symbol`, transitively: its callers, subclasses, and their
     /// dependents.
     pub fn blast_radius(&self, symbol: &GraphNode) -> Vec<Reached> {
@@ -116,5 +197,38 @@ impl CodeGraph {
             true,
             &[EdgeKind::Calls, EdgeKind::Inherits],
         )
+    }
+}
+
+fn is_test_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    path.starts_with("tests/")
+        || path.starts_with("test/")
+        || path.contains("/tests/")
+        || path.contains("/test/")
+        || path.contains("__tests__/")
+        || name.starts_with("test_")
+        || name.ends_with("_test.py")
+        || [".test.", ".spec."].iter().any(|m| name.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn test_files_are_recognised() {
+        for t in [
+            "tests/test_a.py",
+            "pkg/tests/x.py",
+            "a/test_b.py",
+            "b_test.py",
+            "src/x.test.ts",
+            "src/__tests__/y.tsx",
+            "z.spec.js",
+        ] {
+            assert!(super::is_test_file(t), "{t}");
+        }
+        for f in ["src/contest.py", "latest.py", "src/testing_utils.ts"] {
+            assert!(!super::is_test_file(f), "{f}");
+        }
     }
 }
