@@ -26,24 +26,22 @@ fn queries(language: Language) -> &'static Queries {
     static JS: OnceLock<Queries> = OnceLock::new();
     static TS: OnceLock<Queries> = OnceLock::new();
     static TSX: OnceLock<Queries> = OnceLock::new();
-    let (cell, defs, imports, calls) = match language {
+    // TypeScript's grammar extends JavaScript's: imports and calls are matched by the same
+    // queries; only the definitions differ (abstract classes).
+    const IMPORTS: &str = include_str!("../../queries/javascript/imports.scm");
+    const CALLS: &str = include_str!("../../queries/javascript/calls.scm");
+    let (cell, defs) = match language {
         Language::TypeScript => (
             &TS,
             include_str!("../../queries/typescript/definitions.scm"),
-            include_str!("../../queries/typescript/imports.scm"),
-            include_str!("../../queries/typescript/calls.scm"),
         ),
         Language::Tsx => (
             &TSX,
             include_str!("../../queries/typescript/definitions.scm"),
-            include_str!("../../queries/typescript/imports.scm"),
-            include_str!("../../queries/typescript/calls.scm"),
         ),
         _ => (
             &JS,
             include_str!("../../queries/javascript/definitions.scm"),
-            include_str!("../../queries/javascript/imports.scm"),
-            include_str!("../../queries/javascript/calls.scm"),
         ),
     };
     cell.get_or_init(|| {
@@ -53,8 +51,8 @@ fn queries(language: Language) -> &'static Queries {
         };
         Queries {
             defs: q(defs),
-            imports: q(imports),
-            calls: q(calls),
+            imports: q(IMPORTS),
+            calls: q(CALLS),
         }
     })
 }
