@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::gate::{Language, SourceKind};
 use extract::FileFacts;
 pub use query::CodeGraph;
-pub use store::{GraphStore, SqliteStore};
+pub use store::{GraphCounts, GraphStore, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibrarianError {
@@ -149,21 +149,26 @@ pub fn index(
         .count();
     summary.files = files.len();
     summary.unchanged = summary.parsed == 0 && summary.removed == 0 && !previous.is_empty();
-    let graph = if summary.unchanged {
-        store.load_graph()?
+    let counts = if summary.unchanged {
+        // Nothing to rebuild; only the figures for the summary are read.
+        store.counts()?
     } else {
-        let facts: Vec<FileFacts> = files.iter().map(|(_, f)| f.clone()).collect();
+        let facts: Vec<&FileFacts> = files.iter().map(|(_, f)| f).collect();
         let t = Instant::now();
         let g = resolve::build(&facts);
         summary.resolve_seconds = t.elapsed().as_secs_f64();
         let t = Instant::now();
         store.save(&files, &g)?;
         summary.store_seconds = t.elapsed().as_secs_f64();
-        g
+        GraphCounts {
+            nodes: g.nodes.len(),
+            edges: g.edges.len(),
+            unresolved: g.unresolved.len(),
+        }
     };
-    summary.nodes = graph.nodes.len();
-    summary.edges = graph.edges.len();
-    summary.unresolved = graph.unresolved.len();
+    summary.nodes = counts.nodes;
+    summary.edges = counts.edges;
+    summary.unresolved = counts.unresolved;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

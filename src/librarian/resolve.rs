@@ -232,7 +232,7 @@ impl Resolver<'_> {
     }
 }
 
-pub fn build(files: &[FileFacts]) -> Graph {
+pub fn build(files: &[&FileFacts]) -> Graph {
     let mut g = Graph::default();
     for f in files {
         let file_id = node_id(NodeKind::File, &f.path, "");
@@ -316,7 +316,7 @@ pub fn build(files: &[FileFacts]) -> Graph {
         by_name: HashMap::new(),
         modules: files
             .iter()
-            .flat_map(|f| module_keys(f).into_iter().map(move |k| (k, f)))
+            .flat_map(|&f| module_keys(f).into_iter().map(move |k| (k, f)))
             .collect(),
         nodes: &g.nodes,
     };

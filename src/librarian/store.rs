@@ -21,6 +21,15 @@ pub trait GraphStore {
     /// Replace the indexed files and the whole resolved graph.
     fn save(&mut self, files: &[(String, FileFacts)], graph: &Graph) -> Result<(), LibrarianError>;
     fn load_graph(&self) -> Result<Graph, LibrarianError>;
+    /// How many nodes, edges and unresolved references the stored graph holds.
+    fn counts(&self) -> Result<GraphCounts, LibrarianError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphCounts {
+    pub nodes: usize,
+    pub edges: usize,
+    pub unresolved: usize,
 }
 
 pub struct SqliteStore {
@@ -99,6 +108,21 @@ fn kind_from(s: &str) -> NodeKind {
 }
 
 impl GraphStore for SqliteStore {
+    fn counts(&self) -> Result<GraphCounts, LibrarianError> {
+        let count = |table: &str| -> Result<usize, LibrarianError> {
+            let n: i64 = self
+                .conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .map_err(db)?;
+            Ok(n as usize)
+        };
+        Ok(GraphCounts {
+            nodes: count("nodes")?,
+            edges: count("edges")?,
+            unresolved: count("unresolved")?,
+        })
+    }
+
     fn load_facts(&self) -> Result<HashMap<String, (String, FileFacts)>, LibrarianError> {
         let mut stmt = self
             .conn
