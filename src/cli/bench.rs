@@ -101,6 +101,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let model = &loaded.model;
     let backend = loaded.device.to_string();
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let prompts: Vec<Vec<u32>> = PROMPTS
+        .iter()
+        .map(|p| model.codec.encode(p))
+        .collect::<Result<_, _>>()?;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let samplers: Vec<Option<SamplerKind>> = if args.sampler.is_empty() {
         vec![None]
     } else {
@@ -135,11 +140,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                             seed: args.seed,
                         };
                         let cfg = build_config(&loaded, &sampling, Some(gen), Some(block))?;
-                        let longest = PROMPTS
-                            .iter()
-                            .map(|p| model.codec.encode(p).map(|t| t.len()).unwrap_or(0))
-                            .max()
-                            .unwrap_or(0);
                         if let Err(e) = validate_config(&cfg, longest, model.max_positions()) {
                             eprintln!("skipping steps={steps} gen={gen} block={block}: {e}");
                             continue;
@@ -148,11 +148,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         for rep in 0..args.warmup + args.reps {
                             let (mut tokens, mut secs, mut step_ms, mut fwd) =
                                 (0usize, 0.0, Vec::new(), 0usize);
-                            for p in PROMPTS {
-                                let ids = model.codec.encode(p)?;
+                            for ids in &prompts {
                                 let out = generate(
                                     model,
-                                    Canvas::for_prompt(&ids, gen, model.mask_id),
+                                    Canvas::for_prompt(ids, gen, model.mask_id),
                                     &cfg,
                                     |_| {},
                                 )?;
@@ -164,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                             if rep >= args.warmup {
                                 tok_s.push(tokens as f64 / secs.max(1e-9));
                                 ms.push(step_ms.iter().sum::<f64>() / step_ms.len().max(1) as f64);
-                                passes.push(fwd as f64 / PROMPTS.len() as f64);
+                                passes.push(fwd as f64 / prompts.len() as f64);
                             }
                         }
                         let (m, sd) = mean_sd(&tok_s);
