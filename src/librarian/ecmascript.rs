@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 
 use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
 
-use super::extract::{collect_calls, text, Def, FileFacts, Import, NodeKind, Scopes};
+use super::extract::{
+    capture, collect_calls, match_line, text, Def, FileFacts, Import, NodeKind, Scopes,
+};
 use crate::gate::Language;
 
 struct Queries {
@@ -220,16 +222,8 @@ pub fn extract(
     let names = q.imports.capture_names();
     let mut matches = cursor.matches(&q.imports, root, source.as_bytes());
     while let Some(m) = matches.next() {
-        let get = |n: &str| {
-            m.captures
-                .iter()
-                .find(|c| names[c.index as usize] == n)
-                .map(|c| c.node)
-        };
-        let line = m
-            .captures
-            .first()
-            .map_or(0, |c| c.node.start_position().row + 1);
+        let get = |n: &str| capture(m, names, n);
+        let line = match_line(m);
         if let Some(src) = get("wildcard_source") {
             let module = join_specifier(path, text(source, src));
             facts.imports.push(Import {

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
+use tree_sitter::{Node, Query, QueryCursor, QueryMatch, StreamingIterator};
 
 use crate::gate::Language;
 
@@ -275,16 +275,8 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
     let names = q.imports.capture_names();
     let mut matches = cursor.matches(&q.imports, root, source.as_bytes());
     while let Some(m) = matches.next() {
-        let get = |n: &str| {
-            m.captures
-                .iter()
-                .find(|c| names[c.index as usize] == n)
-                .map(|c| c.node)
-        };
-        let line = m
-            .captures
-            .first()
-            .map_or(0, |c| c.node.start_position().row + 1);
+        let get = |n: &str| capture(m, names, n);
+        let line = match_line(m);
         if let Some(module_node) = get("module") {
             let written = text(source, module_node).to_string();
             match get("alias") {
@@ -380,6 +372,21 @@ impl Scopes {
     }
 }
 
+/// The node captured under `name` in a query match.
+pub(super) fn capture<'t>(m: &QueryMatch<'_, 't>, names: &[&str], name: &str) -> Option<Node<'t>> {
+    m.captures
+        .iter()
+        .find(|c| names[c.index as usize] == name)
+        .map(|c| c.node)
+}
+
+/// The 1-based line where a match starts.
+pub(super) fn match_line(m: &QueryMatch) -> usize {
+    m.captures
+        .first()
+        .map_or(0, |c| c.node.start_position().row + 1)
+}
+
 /// Calls and constructor bindings from a `calls.scm` query (the capture names are shared by
 /// every language: `call`, `callee`, `receiver`, `binding`, `var`, `constructor`).
 pub(super) fn collect_calls(
@@ -394,12 +401,7 @@ pub(super) fn collect_calls(
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(query, root, source.as_bytes());
     while let Some(m) = matches.next() {
-        let get = |n: &str| {
-            m.captures
-                .iter()
-                .find(|c| names[c.index as usize] == n)
-                .map(|c| c.node)
-        };
+        let get = |n: &str| capture(m, names, n);
         if let (Some(binding), Some(var), Some(ctor)) =
             (get("binding"), get("var"), get("constructor"))
         {
