@@ -1,11 +1,53 @@
-//! The code graph on a small Python project: cross-file resolution, incremental indexing, and
-//! the queries `deps` prints. (The store-agnostic suite will run against Neo4j too once that
-//! backend lands; for now it runs on the embedded SQLite store.)
+//! The code graph on small projects: cross-file resolution, incremental indexing, and the
+//! queries `deps` prints. Every case runs twice, once on the embedded SQLite store and once on
+//! a real Bolt server through the Neo4j store (see tests/support/bolt.rs).
 
 use std::fs;
 use std::path::Path;
 
-use ouroboros::librarian::{self, CodeGraph, GraphStore, IndexOptions, SqliteStore};
+use ouroboros::librarian::{self, CodeGraph, GraphStore, IndexOptions, Neo4jStore, SqliteStore};
+
+#[path = "support/bolt.rs"]
+mod bolt;
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Bolt,
+}
+
+fn open(b: Backend, root: &Path) -> Box<dyn GraphStore> {
+    match b {
+        Backend::Sqlite => Box::new(SqliteStore::open(&librarian::default_db(root)).unwrap()),
+        Backend::Bolt => {
+            Box::new(Neo4jStore::connect(&bolt::server().config, &bolt::repo_key(root)).unwrap())
+        }
+    }
+}
+
+/// Each case is a function of the backend; this makes one `#[test]` per case and store.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $case() { super::$case(super::Backend::Sqlite) })*
+        }
+        mod neo4j {
+            $(#[test] fn $case() { let _turn = super::bolt::turn(); super::$case(super::Backend::Bolt) })*
+        }
+    };
+}
+
+on_both_stores!(
+    calls_resolve_across_files,
+    callers_and_blast_radius,
+    indexing_is_incremental,
+    bad_files_are_warned_about_and_skipped,
+    an_older_schema_is_rebuilt,
+    typescript_and_javascript_resolve_through_imports_and_index_files,
+    a_name_defined_twice_is_one_node,
+    tests_that_reach_a_symbol_and_personalised_pagerank,
+    both_stores_hold_the_same_graph,
+);
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -37,11 +79,11 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
-fn index(root: &Path) -> librarian::IndexSummary {
-    let mut store = SqliteStore::open(&librarian::default_db(root)).unwrap();
+fn index(b: Backend, root: &Path) -> librarian::IndexSummary {
+    let mut store = open(b, root);
     librarian::index(
         root,
-        &mut store,
+        store.as_mut(),
         &IndexOptions {
             max_file_size: 1 << 20,
         },
@@ -50,25 +92,19 @@ fn index(root: &Path) -> librarian::IndexSummary {
     .unwrap()
 }
 
-fn graph(root: &Path) -> CodeGraph {
-    CodeGraph::new(
-        SqliteStore::open(&librarian::default_db(root))
-            .unwrap()
-            .load_graph()
-            .unwrap(),
-    )
+fn graph(b: Backend, root: &Path) -> CodeGraph {
+    CodeGraph::new(open(b, root).load_graph().unwrap())
 }
 
 fn names(v: Vec<librarian::query::Reached>) -> Vec<String> {
     v.into_iter().map(|r| r.symbol).collect()
 }
 
-#[test]
-fn calls_resolve_across_files() {
+fn calls_resolve_across_files(b: Backend) {
     let p = project();
-    let s = index(p.path());
+    let s = index(b, p.path());
     assert_eq!((s.files, s.parsed), (6, 6));
-    let g = graph(p.path());
+    let g = graph(b, p.path());
     let main = g.find("app.main").unwrap();
     let callees = names(g.callees(main, 1));
     // `Store()` runs Store.__init__ (re-exported through shop/__init__.py), `s.add` through the
@@ -103,11 +139,10 @@ fn calls_resolve_across_files() {
     assert!(g.graph.unresolved.iter().any(|u| u.name == "re.sub"));
 }
 
-#[test]
-fn callers_and_blast_radius() {
+fn callers_and_blast_radius(b: Backend) {
     let p = project();
-    index(p.path());
-    let g = graph(p.path());
+    index(b, p.path());
+    let g = graph(b, p.path());
     let clean = g.find("shop.util.clean").unwrap();
     let callers = names(g.callers(clean, 1));
     assert_eq!(callers, vec!["app.main", "shop.store.Store.add"]);
@@ -122,32 +157,30 @@ fn callers_and_blast_radius() {
     assert_eq!(g.suggest("clean"), vec!["shop.util.clean"]);
 }
 
-#[test]
-fn indexing_is_incremental() {
+fn indexing_is_incremental(b: Backend) {
     let p = project();
     let r = p.path();
-    index(r);
-    let again = index(r);
+    index(b, r);
+    let again = index(b, r);
     assert!(again.unchanged);
     assert_eq!(again.parsed, 0);
 
     // A changed file is re-parsed, and edges into it are re-resolved.
     write(r, "shop/util.py", "def scrub(text):\n    return text\n");
-    let changed = index(r);
+    let changed = index(b, r);
     assert_eq!(changed.parsed, 1);
-    let g = graph(r);
+    let g = graph(b, r);
     assert!(g.find("shop.util.clean").is_none());
     assert!(g.graph.unresolved.iter().any(|u| u.name == "u.clean"));
 
     // A deleted file's nodes and edges go.
     fs::remove_file(r.join("app.py")).unwrap();
-    let removed = index(r);
+    let removed = index(b, r);
     assert_eq!(removed.removed, 1);
-    assert!(graph(r).find("app.main").is_none());
+    assert!(graph(b, r).find("app.main").is_none());
 }
 
-#[test]
-fn bad_files_are_warned_about_and_skipped() {
+fn bad_files_are_warned_about_and_skipped(b: Backend) {
     let p = project();
     let r = p.path();
     fs::write(r.join("bin.py"), b"x = 1\0\0").unwrap();
@@ -158,35 +191,115 @@ fn bad_files_are_warned_about_and_skipped() {
         "broken.py",
         "def f(:\n    pass\n\ndef g():\n    return f()\n",
     );
-    let s = index(r);
+    let s = index(b, r);
     let w = s.warnings.join("\n");
     assert!(w.contains("bin.py: skipped: binary"), "{w}");
     assert!(w.contains("latin.py: skipped: not valid UTF-8"), "{w}");
     assert!(w.contains("big.py: skipped") && w.contains("limit"), "{w}");
     // A file that does not parse is still indexed as far as tree-sitter recovers.
-    assert!(graph(r).find("broken.g").is_some());
+    assert!(graph(b, r).find("broken.g").is_some());
 }
 
-#[test]
-fn an_older_schema_is_rebuilt() {
+fn an_older_schema_is_rebuilt(b: Backend) {
     let p = project();
     let r = p.path();
-    index(r);
-    let db = librarian::default_db(r);
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute(
-            "UPDATE meta SET value = '0' WHERE key = 'schema_version'",
-            [],
-        )
-        .unwrap();
-    let store = SqliteStore::open(&db).unwrap();
-    assert!(store.rebuilt);
-    assert!(store.load_facts().unwrap().is_empty());
+    index(b, r);
+    let (rebuilt, facts) = match b {
+        Backend::Sqlite => {
+            let db = librarian::default_db(r);
+            rusqlite::Connection::open(&db)
+                .unwrap()
+                .execute(
+                    "UPDATE meta SET value = '0' WHERE key = 'schema_version'",
+                    [],
+                )
+                .unwrap();
+            let store = SqliteStore::open(&db).unwrap();
+            (store.rebuilt, store.load_facts().unwrap())
+        }
+        Backend::Bolt => {
+            let cfg = &bolt::server().config;
+            let key = bolt::repo_key(r);
+            set_bolt_schema_version(cfg, &key, 0);
+            let store = Neo4jStore::connect(cfg, &key).unwrap();
+            (store.rebuilt, store.load_facts().unwrap())
+        }
+    };
+    assert!(rebuilt);
+    assert!(facts.is_empty());
+    assert!(!index(b, r).unchanged, "a rebuilt graph is indexed again");
 }
 
-#[test]
-fn typescript_and_javascript_resolve_through_imports_and_index_files() {
+/// Pretend an older Ouroboros wrote this repository's graph.
+fn set_bolt_schema_version(cfg: &librarian::BoltConfig, repo: &str, version: i64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = neo4rs::ConfigBuilder::default()
+            .uri(cfg.uri.as_str())
+            .user(cfg.user.as_str())
+            .password(cfg.password.as_str());
+        if let Some(db) = &cfg.database {
+            c = c.db(db.as_str());
+        }
+        let g = neo4rs::Graph::connect(c.build().unwrap()).await.unwrap();
+        g.run(
+            neo4rs::query("MATCH (g:OuroborosGraph {uid: $repo}) SET g.schema_version = $v")
+                .param("repo", repo)
+                .param("v", version),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+/// The two stores give back exactly what was saved, so the later stages see the same graph
+/// whichever one the user configured.
+fn both_stores_hold_the_same_graph(b: Backend) {
+    let p = project();
+    let r = p.path();
+    write(r, "web/app.ts", "import { helper } from './lib';\nexport class App {\n  run() {\n    return helper(this.name());\n  }\n  name() {\n    return 'x';\n  }\n}\n");
+    write(
+        r,
+        "web/lib.ts",
+        "export function helper(s: string) {\n  return s.trim();\n}\n",
+    );
+    index(b, r);
+    let sorted = |mut g: librarian::resolve::Graph| {
+        g.nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        g.edges.sort_by(|a, b| {
+            (&a.source, &a.target, a.kind.name(), a.line).cmp(&(
+                &b.source,
+                &b.target,
+                b.kind.name(),
+                b.line,
+            ))
+        });
+        g.unresolved
+            .sort_by(|a, b| (&a.source, &a.name, a.line).cmp(&(&b.source, &b.name, b.line)));
+        g
+    };
+    let stored = sorted(open(b, r).load_graph().unwrap());
+    let facts: Vec<_> = {
+        let mut f: Vec<_> = open(b, r)
+            .load_facts()
+            .unwrap()
+            .into_values()
+            .map(|(_, f)| f)
+            .collect();
+        f.sort_by(|a, b| a.path.cmp(&b.path));
+        f
+    };
+    let built = sorted(librarian::resolve::build(&facts.iter().collect::<Vec<_>>()));
+    assert_eq!(stored.nodes, built.nodes);
+    assert_eq!(stored.edges, built.edges);
+    assert_eq!(stored.unresolved, built.unresolved);
+    assert!(stored.edges.len() > 20, "{} edges", stored.edges.len());
+}
+
+fn typescript_and_javascript_resolve_through_imports_and_index_files(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     write(r, "src/util.ts", "export function clean(s: string): string {\n  return s.trim();\n}\n\nexport class Parser {\n  parse(s: string) {\n    return this.tokens(clean(s));\n  }\n  tokens(s: string) {\n    return s.split(' ');\n  }\n}\n");
@@ -197,9 +310,9 @@ fn typescript_and_javascript_resolve_through_imports_and_index_files() {
     );
     write(r, "src/app.tsx", "import { clean, Parser } from './index';\n\nexport const App = () => {\n  const p = new Parser();\n  return <div>{p.parse(clean(' x '))}</div>;\n};\n");
     write(r, "lib/legacy.js", "const util = require('../src/util');\nfunction run() {\n  return util.clean('a');\n}\nmodule.exports = { run };\n");
-    let s = index(r);
+    let s = index(b, r);
     assert_eq!(s.files, 4);
-    let g = graph(r);
+    let g = graph(b, r);
     let app = g
         .find("src/app.tsx:App")
         .expect("arrow-function component is a function");
@@ -223,12 +336,11 @@ fn typescript_and_javascript_resolve_through_imports_and_index_files() {
     assert!(callers.contains(&"src/util.ts:Parser.parse".to_string()));
 }
 
-#[test]
-fn a_name_defined_twice_is_one_node() {
+fn a_name_defined_twice_is_one_node(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "m.py", "import sys\nif sys.platform == 'win32':\n    def f():\n        return 1\nelse:\n    def f():\n        return 2\n\ndef g():\n    return f()\n");
-    let s = index(dir.path());
-    let g = graph(dir.path());
+    let s = index(b, dir.path());
+    let g = graph(b, dir.path());
     assert_eq!(
         s.nodes,
         g.graph.nodes.len(),
@@ -241,11 +353,10 @@ fn a_name_defined_twice_is_one_node() {
     assert_eq!(names(g.callers(g.find("m.f").unwrap(), 1)), vec!["m.g"]);
 }
 
-#[test]
-fn tests_that_reach_a_symbol_and_personalised_pagerank() {
+fn tests_that_reach_a_symbol_and_personalised_pagerank(b: Backend) {
     let p = project();
-    index(p.path());
-    let g = graph(p.path());
+    index(b, p.path());
+    let g = graph(b, p.path());
     let clean = g.find("shop.util.clean").unwrap();
     assert_eq!(g.tests_reaching(clean), vec!["tests/test_store.py"]);
     assert!(g.tests_reaching(g.find("app.main").unwrap()).is_empty());

@@ -5,7 +5,8 @@ use anyhow::bail;
 use serde_json::json;
 
 use super::exit;
-use crate::librarian::{self, CodeGraph, GraphStore, SqliteStore};
+use super::graph_opts::GraphArgs;
+use crate::librarian::{self, CodeGraph};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,19 +20,25 @@ pub struct Args {
     /// Repository root (default: the current directory).
     #[arg(long)]
     pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub graph: GraphArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = args.root.unwrap_or_else(|| PathBuf::from("."));
-    let db = librarian::default_db(&root);
-    if !db.is_file() {
+    if !root.is_dir() {
+        bail!("--root {}: not a directory", root.display());
+    }
+    let opened = args.graph.open(&root)?;
+    let graph = CodeGraph::new(opened.store.load_graph()?);
+    if !opened.existed || graph.graph.nodes.is_empty() {
         bail!(
-            "{}: no code graph yet; run `ouroboros index {}` first",
-            db.display(),
+            "{}: no code graph for {} yet; run `ouroboros index {}` first",
+            opened.location,
+            root.display(),
             root.display()
         );
     }
-    let graph = CodeGraph::new(SqliteStore::open(&db)?.load_graph()?);
     let Some(node) = graph.find(&args.symbol) else {
         let hints = graph.suggest(&args.symbol);
         if hints.is_empty() {

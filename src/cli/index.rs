@@ -2,11 +2,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::exit;
-use crate::librarian::{self, IndexOptions, SqliteStore};
+use super::graph_opts::GraphArgs;
+use crate::librarian::{self, IndexOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,14 +17,15 @@ pub struct Args {
     /// Files larger than this many bytes are skipped with a warning.
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub max_file_size: u64,
+    #[command(flatten)]
+    pub graph: GraphArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = args.path.unwrap_or_else(|| PathBuf::from("."));
     anyhow::ensure!(root.is_dir(), "{}: not a directory", root.display());
-    let db = librarian::default_db(&root);
-    let mut store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    let rebuilt = store.rebuilt;
+    let mut opened = args.graph.open(&root)?;
+    let rebuilt = opened.rebuilt;
     let bar = if !args.json && std::io::stderr().is_terminal() {
         ProgressBar::new(0)
     } else {
@@ -40,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let summary = librarian::index(
         &root,
-        &mut store,
+        opened.store.as_mut(),
         &IndexOptions {
             max_file_size: args.max_file_size,
         },
@@ -64,6 +65,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "indexed {} files ({} parsed, {} removed) in {:.2}s: {} nodes, {} edges, {} unresolved references",
         summary.files, summary.parsed, summary.removed, summary.seconds, summary.nodes, summary.edges, summary.unresolved
     );
-    println!("graph: {}", db.display());
+    println!("graph: {}", opened.location);
     Ok(ExitCode::from(exit::OK))
 }

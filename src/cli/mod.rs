@@ -5,6 +5,7 @@ mod bench;
 mod deps;
 mod gen_opts;
 mod generate;
+mod graph_opts;
 mod index;
 mod list_runs;
 mod models;

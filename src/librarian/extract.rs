@@ -20,6 +20,8 @@ pub enum NodeKind {
     Function,
     Method,
     Variable,
+    /// One name bound by an import statement.
+    Import,
 }
 
 impl NodeKind {
@@ -31,6 +33,7 @@ impl NodeKind {
             NodeKind::Function => "function",
             NodeKind::Method => "method",
             NodeKind::Variable => "variable",
+            NodeKind::Import => "import",
         }
     }
 }

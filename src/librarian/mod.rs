@@ -6,6 +6,7 @@
 
 mod ecmascript;
 pub mod extract;
+pub mod neo4j;
 pub mod query;
 pub mod resolve;
 pub mod store;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 use crate::gate::{Language, SourceKind};
 use extract::FileFacts;
+pub use neo4j::{BoltConfig, Neo4jStore};
 pub use query::CodeGraph;
 pub use store::{GraphCounts, GraphStore, SqliteStore};
 

@@ -21,6 +21,8 @@ pub enum EdgeKind {
     Imports,
     Calls,
     Inherits,
+    /// A function or method reads a module-level symbol without calling it.
+    References,
 }
 
 impl EdgeKind {
@@ -31,19 +33,21 @@ impl EdgeKind {
             EdgeKind::Imports => "IMPORTS",
             EdgeKind::Calls => "CALLS",
             EdgeKind::Inherits => "INHERITS",
+            EdgeKind::References => "REFERENCES",
         }
     }
 
+    pub const ALL: [EdgeKind; 6] = [
+        EdgeKind::Contains,
+        EdgeKind::Defines,
+        EdgeKind::Imports,
+        EdgeKind::Calls,
+        EdgeKind::Inherits,
+        EdgeKind::References,
+    ];
+
     pub fn parse(s: &str) -> Option<EdgeKind> {
-        [
-            EdgeKind::Contains,
-            EdgeKind::Defines,
-            EdgeKind::Imports,
-            EdgeKind::Calls,
-            EdgeKind::Inherits,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
+        Self::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -464,6 +468,10 @@ pub fn build(files: &[&FileFacts]) -> Graph {
         }
     }
     g.edges.extend(edges);
+    // The same call written twice on one line is one edge (a graph store merges them anyway).
+    let mut seen = HashSet::new();
+    g.edges
+        .retain(|e| seen.insert((e.source.clone(), e.target.clone(), e.kind, e.line)));
     g.unresolved = unresolved;
     g
 }

@@ -12,7 +12,7 @@ use super::resolve::{EdgeKind, Graph, GraphEdge, GraphNode, Unresolved};
 use super::LibrarianError;
 
 /// Bump when the tables or the facts' JSON change; an older database is rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// What every graph backend offers the indexer and the queries.
 pub trait GraphStore {
@@ -96,13 +96,14 @@ impl SqliteStore {
     }
 }
 
-fn kind_from(s: &str) -> NodeKind {
+pub(super) fn kind_from(s: &str) -> NodeKind {
     match s {
         "file" => NodeKind::File,
         "module" => NodeKind::Module,
         "class" => NodeKind::Class,
         "method" => NodeKind::Method,
         "variable" => NodeKind::Variable,
+        "import" => NodeKind::Import,
         _ => NodeKind::Function,
     }
 }
