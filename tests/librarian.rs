@@ -47,6 +47,7 @@ on_both_stores!(
     a_name_defined_twice_is_one_node,
     tests_that_reach_a_symbol_and_personalised_pagerank,
     both_stores_hold_the_same_graph,
+    references_and_import_nodes,
 );
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -191,6 +192,32 @@ fn bad_files_are_warned_about_and_skipped(b: Backend) {
         "broken.py",
         "def f(:\n    pass\n\ndef g():\n    return f()\n",
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        symlink("..", r.join("shop/loop")).unwrap();
+        symlink(r.join("no/such/file.py"), r.join("dangling.py")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "lib.py", "def x():\n    return 1\n");
+        symlink(outside.path(), r.join("vendored")).unwrap();
+        // Root reads any file whatever its mode, so this part only bites as a normal user.
+        write(r, "secret.py", "x = 1\n");
+        fs::set_permissions(r.join("secret.py"), fs::Permissions::from_mode(0o000)).unwrap();
+        let s = index(b, r);
+        let w = s.warnings.join("\n");
+        assert!(w.contains("shop/loop: skipped: symlink loop"), "{w}");
+        assert!(w.contains("dangling.py: skipped:"), "{w}");
+        assert!(
+            w.contains("vendored: skipped: symlink to a folder outside the repository"),
+            "{w}"
+        );
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(w.contains("secret.py: skipped:"), "{w}");
+        }
+        fs::set_permissions(r.join("secret.py"), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(graph(b, r).find("vendored.lib.x").is_none());
+        drop(outside);
+    }
     let s = index(b, r);
     let w = s.warnings.join("\n");
     assert!(w.contains("bin.py: skipped: binary"), "{w}");
@@ -380,4 +407,98 @@ fn tests_that_reach_a_symbol_and_personalised_pagerank(b: Backend) {
     let score = |s: &str| ranked.iter().find(|(n, _)| n == s).unwrap().1;
     // `save` is reached only through `add`, so it cannot outrank it.
     assert!(score("shop.store.Store.add") >= score("shop.base.Base.save"));
+}
+
+/// A function that reads a module-level constant or passes a function along depends on it as
+/// much as a caller does; import statements are nodes of their own.
+fn references_and_import_nodes(b: Backend) {
+    let p = project();
+    let r = p.path();
+    write(
+        r,
+        "shop/config.py",
+        "LIMIT = 10\nRATE = 2\n\ndef scale(x):\n    return x * RATE\n\ndef shadow(LIMIT):\n    return LIMIT\n",
+    );
+    write(r, "shop/jobs.py", "from .config import LIMIT, scale\nfrom . import util\n\ndef run(items):\n    todo = items[:LIMIT]\n    return list(map(scale, todo))\n\ndef count():\n    global LIMIT\n    LIMIT = LIMIT + 1\n");
+    write(r, "web/app.js", "import { helper } from './lib.js';\nconst TABLE = {};\nexport function handle(key) {\n  return TABLE[key] || helper;\n}\nfunction local() {\n  const TABLE = 1;\n  return TABLE;\n}\n");
+    write(
+        r,
+        "web/lib.js",
+        "export function helper() {\n  return 1;\n}\n",
+    );
+    index(b, r);
+    let g = graph(b, r);
+    let refs = |sym: &str| -> Vec<String> {
+        let n = g.find(sym).unwrap_or_else(|| panic!("{sym} not in graph"));
+        let id = &n.id;
+        let mut v: Vec<String> = g
+            .graph
+            .edges
+            .iter()
+            .filter(|e| &e.source == id && e.kind == librarian::resolve::EdgeKind::References)
+            .map(|e| {
+                g.graph
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == e.target)
+                    .unwrap()
+                    .symbol
+                    .clone()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(refs("shop.config.scale"), vec!["shop.config.RATE"]);
+    assert!(
+        refs("shop.config.shadow").is_empty(),
+        "a parameter shadows the constant"
+    );
+    // Through `from .config import LIMIT, scale`: a read and a function passed as a value.
+    assert_eq!(
+        refs("shop.jobs.run"),
+        vec!["shop.config.LIMIT", "shop.config.scale"]
+    );
+    assert_eq!(
+        refs("shop.jobs.count"),
+        vec!["shop.config.LIMIT"],
+        "`global` is not a local"
+    );
+    assert_eq!(
+        refs("web/app.js:handle"),
+        vec!["web/app.js:TABLE", "web/lib.js:helper"]
+    );
+    assert!(refs("web/app.js:local").is_empty());
+
+    let limit = g.find("shop.config.LIMIT").unwrap();
+    assert!(names(g.blast_radius(limit)).contains(&"shop.jobs.run".to_string()));
+    let uses = names(g.uses(g.find("shop.jobs.run").unwrap()));
+    assert_eq!(uses, vec!["shop.config.LIMIT", "shop.config.scale"]);
+
+    let imports: Vec<(&str, &str)> = g
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == librarian::extract::NodeKind::Import && n.file == "shop/jobs.py")
+        .map(|n| (n.symbol.as_str(), n.signature.as_str()))
+        .collect();
+    assert_eq!(
+        imports,
+        vec![
+            ("shop.jobs.LIMIT", "from shop.config import LIMIT"),
+            ("shop.jobs.scale", "from shop.config import scale"),
+            ("shop.jobs.util", "from shop import util"),
+        ]
+    );
+    let first = g
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.kind == librarian::extract::NodeKind::Import && n.file == "shop/jobs.py")
+        .unwrap();
+    assert_eq!(first.lines, (1, 1));
+    let source = fs::read_to_string(r.join("shop/jobs.py")).unwrap();
+    assert!(source[first.byte_range.0..first.byte_range.1].contains("LIMIT"));
+    // An import binds a name but is not a definition: `deps shop.jobs.LIMIT` finds nothing.
+    assert!(g.find("shop.jobs.LIMIT").is_none());
 }

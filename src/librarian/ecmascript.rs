@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
 
 use super::extract::{
-    capture, collect_calls, match_line, text, Def, FileFacts, Import, NodeKind, Scopes,
+    capture, collect_calls, collect_refs, match_line, span, text, Def, FileFacts, Import, NodeKind,
+    Scopes,
 };
 use crate::gate::Language;
 
@@ -14,6 +15,7 @@ struct Queries {
     defs: Query,
     imports: Query,
     calls: Query,
+    refs: Query,
 }
 
 fn grammar(language: Language) -> tree_sitter::Language {
@@ -32,18 +34,17 @@ fn queries(language: Language) -> &'static Queries {
     // queries; only the definitions differ (abstract classes).
     const IMPORTS: &str = include_str!("../../queries/javascript/imports.scm");
     const CALLS: &str = include_str!("../../queries/javascript/calls.scm");
-    let (cell, defs) = match language {
-        Language::TypeScript => (
-            &TS,
-            include_str!("../../queries/typescript/definitions.scm"),
-        ),
-        Language::Tsx => (
-            &TSX,
-            include_str!("../../queries/typescript/definitions.scm"),
-        ),
+    const JSX: &str = include_str!("../../queries/javascript/jsx-references.scm");
+    const JS_REFS: &str = include_str!("../../queries/javascript/references.scm");
+    const TS_REFS: &str = include_str!("../../queries/typescript/references.scm");
+    const TS_DEFS: &str = include_str!("../../queries/typescript/definitions.scm");
+    let (cell, defs, refs) = match language {
+        Language::TypeScript => (&TS, TS_DEFS, TS_REFS.to_string()),
+        Language::Tsx => (&TSX, TS_DEFS, format!("{TS_REFS}\n{JSX}")),
         _ => (
             &JS,
             include_str!("../../queries/javascript/definitions.scm"),
+            format!("{JS_REFS}\n{JSX}"),
         ),
     };
     cell.get_or_init(|| {
@@ -55,6 +56,7 @@ fn queries(language: Language) -> &'static Queries {
             defs: q(defs),
             imports: q(IMPORTS),
             calls: q(CALLS),
+            refs: q(&refs),
         }
     })
 }
@@ -156,6 +158,7 @@ pub fn extract(
         imports: Vec::new(),
         calls: Vec::new(),
         bindings: Vec::new(),
+        refs: Vec::new(),
         has_errors: root.has_error(),
     };
     let mut cursor = QueryCursor::new();
@@ -231,6 +234,7 @@ pub fn extract(
                 module,
                 name: Some("*".into()),
                 line,
+                byte_range: span(m),
             });
             continue;
         }
@@ -242,6 +246,7 @@ pub fn extract(
                 module,
                 name: Some("default".into()),
                 line,
+                byte_range: span(m),
             });
         } else if let Some(ns) = get("namespace") {
             facts.imports.push(Import {
@@ -249,6 +254,7 @@ pub fn extract(
                 module,
                 name: None,
                 line,
+                byte_range: span(m),
             });
         } else if let Some(n) = get("name") {
             let name = text(source, n).to_string();
@@ -260,6 +266,7 @@ pub fn extract(
                 module,
                 name: Some(name),
                 line,
+                byte_range: span(m),
             });
         }
     }
@@ -281,6 +288,7 @@ pub fn extract(
         |n| scopes.at(n.start_byte()),
         receiver,
     );
+    facts.refs = collect_refs(&q.refs, root, source, &scopes);
     facts
 }
 

@@ -1,6 +1,7 @@
 //! Per-file facts from tree-sitter: definitions, imports, calls and constructor bindings. The
 //! queries live in `queries/<language>/*.scm` and are compiled once per process.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use tree_sitter::{Node, Query, QueryCursor, QueryMatch, StreamingIterator};
 use crate::gate::Language;
 
 /// Bump whenever extraction changes what it produces, so stored facts are re-made.
-pub const EXTRACTOR_VERSION: u32 = 2;
+pub const EXTRACTOR_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,6 +61,19 @@ pub struct Import {
     pub module: String,
     pub name: Option<String>,
     pub line: usize,
+    /// The statement's span from its module to its bound name.
+    #[serde(default)]
+    pub byte_range: (usize, usize),
+}
+
+/// A module-level name read inside a definition that does not bind it locally (a candidate
+/// REFERENCES edge; the resolver decides what, if anything, it names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reference {
+    /// Qualified name of the enclosing definition.
+    pub scope: String,
+    pub name: String,
+    pub line: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -90,11 +104,14 @@ pub struct FileFacts {
     pub imports: Vec<Import>,
     pub calls: Vec<Call>,
     pub bindings: Vec<Binding>,
+    #[serde(default)]
+    pub refs: Vec<Reference>,
     /// Whether tree-sitter found syntax errors (the facts are then best effort).
     pub has_errors: bool,
 }
 
 struct PythonQueries {
+    refs: Query,
     defs: Query,
     imports: Query,
     calls: Query,
@@ -111,6 +128,7 @@ fn python_queries() -> &'static PythonQueries {
             defs: q(include_str!("../../queries/python/definitions.scm")),
             imports: q(include_str!("../../queries/python/imports.scm")),
             calls: q(include_str!("../../queries/python/calls.scm")),
+            refs: q(include_str!("../../queries/python/references.scm")),
         }
     })
 }
@@ -209,6 +227,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
         imports: Vec::new(),
         calls: Vec::new(),
         bindings: Vec::new(),
+        refs: Vec::new(),
         has_errors: root.has_error(),
     };
 
@@ -288,6 +307,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
                     module: written,
                     name: None,
                     line,
+                    byte_range: span(m),
                 }),
                 // `import a.b` binds `a`.
                 None => {
@@ -297,6 +317,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
                         module: first,
                         name: None,
                         line,
+                        byte_range: span(m),
                     });
                     if written.contains('.') {
                         facts.imports.push(Import {
@@ -304,6 +325,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
                             module: written,
                             name: None,
                             line,
+                            byte_range: span(m),
                         });
                     }
                 }
@@ -316,6 +338,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
                     module: module_abs,
                     name: Some("*".into()),
                     line,
+                    byte_range: span(m),
                 });
             } else if let Some(name) = get("name") {
                 let name = text(source, name).to_string();
@@ -327,6 +350,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
                     module: module_abs,
                     name: Some(name),
                     line,
+                    byte_range: span(m),
                 });
             }
         }
@@ -341,6 +365,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
         |n| scopes.at(n.start_byte()),
         str::to_string,
     );
+    facts.refs = collect_refs(&q.refs, root, source, &scopes);
     facts
 }
 
@@ -365,13 +390,23 @@ impl Scopes {
 
     /// The qualified name of the innermost definition containing `at`; empty at module level.
     pub(super) fn at(&self, at: usize) -> String {
-        let upto = self.ranges.partition_point(|r| r.0 <= at);
-        self.ranges[..upto]
-            .iter()
-            .rev()
-            .find(|r| at < r.1)
-            .map(|r| r.2.clone())
+        self.index_at(at)
+            .map(|i| self.ranges[i].2.clone())
             .unwrap_or_default()
+    }
+
+    /// Which definition [`Scopes::at`] would name, as an index for [`Scopes::name`].
+    pub(super) fn index_at(&self, at: usize) -> Option<usize> {
+        let upto = self.ranges.partition_point(|r| r.0 <= at);
+        self.ranges[..upto].iter().rposition(|r| at < r.1)
+    }
+
+    pub(super) fn name(&self, i: usize) -> &str {
+        &self.ranges[i].2
+    }
+
+    pub(super) fn find(&self, qualified: &str) -> Option<usize> {
+        self.ranges.iter().position(|r| r.2 == qualified)
     }
 }
 
@@ -381,6 +416,81 @@ pub(super) fn capture<'t>(m: &QueryMatch<'_, 't>, names: &[&str], name: &str) ->
         .iter()
         .find(|c| names[c.index as usize] == name)
         .map(|c| c.node)
+}
+
+/// The bytes a match covers, from its first capture to its last.
+pub(super) fn span(m: &QueryMatch) -> (usize, usize) {
+    let start = m.captures.iter().map(|c| c.node.start_byte()).min();
+    let end = m.captures.iter().map(|c| c.node.end_byte()).max();
+    (start.unwrap_or(0), end.unwrap_or(0))
+}
+
+/// Names read inside definitions and not bound there, from a `references.scm` query (captures
+/// `read`, `bind`, `global`), one per (scope, name) at its first line. Module-level code is left
+/// out: only definitions have REFERENCES edges.
+pub(super) fn collect_refs(
+    query: &Query,
+    root: Node,
+    source: &str,
+    scopes: &Scopes,
+) -> Vec<Reference> {
+    let names = query.capture_names();
+    let role = |i: u32| match names[i as usize] {
+        "read" => 0u8,
+        "bind" => 1,
+        _ => 2,
+    };
+    // Scopes are kept as indices while matching: this runs for every identifier in a file.
+    let mut reads: Vec<(usize, &str, usize)> = Vec::new();
+    let mut bound: HashSet<(usize, &str)> = HashSet::new();
+    let mut globals: HashSet<(usize, &str)> = HashSet::new();
+    let mut cursor = QueryCursor::new();
+    let mut captures = cursor.captures(query, root, source.as_bytes());
+    while let Some((m, i)) = captures.next() {
+        let c = m.captures[*i];
+        let Some(scope) = scopes.index_at(c.node.start_byte()) else {
+            continue;
+        };
+        let name = text(source, c.node);
+        match role(c.index) {
+            0 => reads.push((scope, name, c.node.start_position().row + 1)),
+            1 => {
+                bound.insert((scope, name));
+            }
+            _ => {
+                globals.insert((scope, name));
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    reads
+        .into_iter()
+        .filter(|&(scope, name, _)| {
+            let shadowed = !globals.contains(&(scope, name))
+                && enclosing_scopes(scopes.name(scope))
+                    .any(|s| scopes.find(s).is_some_and(|i| bound.contains(&(i, name))));
+            !shadowed && seen.insert((scope, name))
+        })
+        .map(|(scope, name, line)| Reference {
+            scope: scopes.name(scope).to_string(),
+            name: name.to_string(),
+            line,
+        })
+        .collect()
+}
+
+/// `a.<locals>.b` and then `a`: the scope itself and the definitions around it, whose local
+/// names a closure sees.
+fn enclosing_scopes(scope: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(scope);
+    std::iter::from_fn(move || {
+        let cur = next?;
+        next = cur
+            .rsplit_once('.')
+            .map(|(p, _)| p.strip_suffix(".<locals>").unwrap_or(p))
+            .filter(|p| !p.is_empty() && *p != "<locals>");
+        Some(cur)
+    })
 }
 
 /// The 1-based line where a match starts.

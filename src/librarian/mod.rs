@@ -78,26 +78,100 @@ fn rel_path(root: &Path, p: &Path) -> String {
 }
 
 fn scan(root: &Path) -> Vec<Candidate> {
-    let walker = ignore::WalkBuilder::new(root)
-        .filter_entry(|e| e.file_name() != ".ouroboros" && e.file_name() != ".git")
-        .build();
+    // Symlinks are followed (a linked source folder is part of the project), so the walker can
+    // report loops; anything a link leads to outside the repository is left out.
+    let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let outside = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let walker = {
+        let outside = outside.clone();
+        let canonical_root = canonical_root.clone();
+        let root = root.to_path_buf();
+        ignore::WalkBuilder::new(&root.clone())
+            .follow_links(true)
+            .filter_entry(move |e| {
+                if e.file_name() == ".ouroboros" || e.file_name() == ".git" {
+                    return false;
+                }
+                let linked_dir = e.path_is_symlink() && e.path().is_dir();
+                if linked_dir
+                    && !e
+                        .path()
+                        .canonicalize()
+                        .is_ok_and(|p| p.starts_with(&canonical_root))
+                {
+                    outside
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!(
+                            "{}: skipped: symlink to a folder outside the repository",
+                            rel_path(&root, e.path())
+                        ));
+                    return false;
+                }
+                true
+            })
+            .build()
+    };
     let mut out = Vec::new();
     for entry in walker {
         match entry {
-            Err(e) => out.push(Candidate::Skipped(format!("skipped: {e}"))),
+            Err(e) => out.push(Candidate::Skipped(walk_warning(root, &e))),
             Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                if let Some(kind) = SourceKind::from_path(e.path()) {
-                    out.push(Candidate::Source {
-                        rel: rel_path(root, e.path()),
-                        abs: e.into_path(),
-                        language: kind.language,
-                    });
+                let Some(kind) = SourceKind::from_path(e.path()) else {
+                    continue;
+                };
+                let rel = rel_path(root, e.path());
+                if e.path_is_symlink()
+                    && !e
+                        .path()
+                        .canonicalize()
+                        .is_ok_and(|p| p.starts_with(&canonical_root))
+                {
+                    out.push(Candidate::Skipped(format!(
+                        "{rel}: skipped: symlink to a file outside the repository"
+                    )));
+                    continue;
                 }
+                out.push(Candidate::Source {
+                    rel,
+                    abs: e.into_path(),
+                    language: kind.language,
+                });
             }
             Ok(_) => {}
         }
     }
+    let outside = std::mem::take(&mut *outside.lock().unwrap_or_else(|p| p.into_inner()));
+    out.extend(outside.into_iter().map(Candidate::Skipped));
     out
+}
+
+/// "path: skipped: reason" for an entry the walker could not read (a symlink loop, a dangling
+/// link, a folder without permission), naming the path relative to the repository.
+fn walk_warning(root: &Path, e: &ignore::Error) -> String {
+    fn find(e: &ignore::Error) -> Option<(String, String)> {
+        match e {
+            ignore::Error::WithPath { path, err } => {
+                let why = match err.as_ref() {
+                    ignore::Error::Io(io) => io.to_string(),
+                    other => other.to_string(),
+                };
+                Some((path.display().to_string(), why))
+            }
+            ignore::Error::Loop { child, ancestor } => Some((
+                child.display().to_string(),
+                format!("symlink loop back to {}", ancestor.display()),
+            )),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                find(err)
+            }
+            _ => None,
+        }
+    }
+    match find(e) {
+        Some((path, why)) => format!("{}: skipped: {why}", rel_path(root, Path::new(&path))),
+        None => format!("skipped: {e}"),
+    }
 }
 
 /// Bring the graph of `root` up to date: parse new and changed files (in parallel), drop deleted

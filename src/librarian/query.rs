@@ -33,7 +33,7 @@ impl CodeGraph {
             .collect();
         let mut by_symbol = HashMap::new();
         for (i, n) in graph.nodes.iter().enumerate() {
-            if n.kind != NodeKind::File {
+            if !matches!(n.kind, NodeKind::File | NodeKind::Import) {
                 by_symbol.entry(n.symbol.clone()).or_insert(i);
             }
         }
@@ -107,6 +107,17 @@ impl CodeGraph {
         self.walk(self.index[&symbol.id], depth, false, &[EdgeKind::Calls])
     }
 
+    /// The definitions `symbol` uses directly: what it calls, the module-level symbols it
+    /// reads, and the classes it inherits from.
+    pub fn uses(&self, symbol: &GraphNode) -> Vec<Reached> {
+        self.walk(
+            self.index[&symbol.id],
+            1,
+            false,
+            &[EdgeKind::Calls, EdgeKind::References, EdgeKind::Inherits],
+        )
+    }
+
     /// Test files that reach `symbol`: files among its transitive dependents whose path looks
     /// like a test (`tests/`, `test_*.py`, `*_test.py`, `*.test.ts`, `*.spec.js`, `__tests__/`).
     pub fn tests_reaching(&self, symbol: &GraphNode) -> Vec<String> {
@@ -121,7 +132,8 @@ impl CodeGraph {
         files
     }
 
-    /// PageRank over the symbol graph (calls and inheritance, rank flowing from user to used),
+    /// PageRank over the symbol graph (calls, inheritance and references, rank flowing from
+    /// user to used),
     /// personalised to `targets`: the random walk restarts at the targets, so the ranking says
     /// what matters most *to them*. Returns (symbol, score), highest first.
     pub fn personalized_pagerank(
@@ -148,7 +160,12 @@ impl CodeGraph {
                 .get(&i)
                 .map(|v| {
                     v.iter()
-                        .filter(|(_, k)| matches!(k, EdgeKind::Calls | EdgeKind::Inherits))
+                        .filter(|(_, k)| {
+                            matches!(
+                                k,
+                                EdgeKind::Calls | EdgeKind::Inherits | EdgeKind::References
+                            )
+                        })
                         .map(|(t, _)| *t)
                         .collect()
                 })
@@ -188,14 +205,14 @@ impl CodeGraph {
         scored
     }
 
-    /// Everything that depends on `symbol`, transitively: its callers, subclasses, and their
-    /// dependents.
+    /// Everything that depends on `symbol`, transitively: its callers, subclasses, the
+    /// functions that read it, and their dependents.
     pub fn blast_radius(&self, symbol: &GraphNode) -> Vec<Reached> {
         self.walk(
             self.index[&symbol.id],
             usize::MAX,
             true,
-            &[EdgeKind::Calls, EdgeKind::Inherits],
+            &[EdgeKind::Calls, EdgeKind::Inherits, EdgeKind::References],
         )
     }
 }

@@ -315,6 +315,10 @@ pub fn build(files: &[&FileFacts]) -> Graph {
         }
     }
 
+    for f in files {
+        add_import_nodes(&mut g, f);
+    }
+
     let mut r = Resolver {
         by_symbol: HashMap::new(),
         by_name: HashMap::new(),
@@ -325,8 +329,9 @@ pub fn build(files: &[&FileFacts]) -> Graph {
         nodes: &g.nodes,
     };
     for (i, n) in g.nodes.iter().enumerate() {
-        // Module and definitions share the symbol namespace; files are looked up by path.
-        if n.kind != NodeKind::File {
+        // Module and definitions share the symbol namespace; files are looked up by path, and
+        // an import node names a binding, not a definition.
+        if !matches!(n.kind, NodeKind::File | NodeKind::Import) {
             r.by_symbol.entry(n.symbol.clone()).or_insert(i);
         }
         if matches!(
@@ -467,6 +472,37 @@ pub fn build(files: &[&FileFacts]) -> Graph {
             }
         }
     }
+    for f in files {
+        for re in &f.refs {
+            let Some(source) = r.node(&child_symbol(f, &re.scope)) else {
+                continue;
+            };
+            if !matches!(r.nodes[source].kind, NodeKind::Function | NodeKind::Method) {
+                continue;
+            }
+            // Only what the name means at module level counts: a module-level variable,
+            // function or class of this file, or one imported into it. Imported modules are
+            // IMPORTS edges already, and names that resolve to nothing are builtins or locals
+            // the extractor could not see bound; neither is recorded.
+            let Some(target) = r.name(f, &re.name) else {
+                continue;
+            };
+            if target != source
+                && matches!(
+                    r.nodes[target].kind,
+                    NodeKind::Variable | NodeKind::Function | NodeKind::Class
+                )
+            {
+                edges.push(GraphEdge {
+                    source: r.nodes[source].id.clone(),
+                    target: r.nodes[target].id.clone(),
+                    kind: EdgeKind::References,
+                    confidence: 1.0,
+                    line: re.line,
+                });
+            }
+        }
+    }
     g.edges.extend(edges);
     // The same call written twice on one line is one edge (a graph store merges them anyway).
     let mut seen = HashSet::new();
@@ -474,6 +510,59 @@ pub fn build(files: &[&FileFacts]) -> Graph {
         .retain(|e| seen.insert((e.source.clone(), e.target.clone(), e.kind, e.line)));
     g.unresolved = unresolved;
     g
+}
+
+/// One node per name an import statement binds, defined by the importing module. What it
+/// resolves to is the module's IMPORTS edge; the node keeps the statement's place and wording.
+fn add_import_nodes(g: &mut Graph, f: &FileFacts) {
+    let module_id = node_id(NodeKind::Module, &f.path, &f.module);
+    let mut seen = HashSet::new();
+    for imp in &f.imports {
+        // A name imported twice (`try: import a` / `except: import b as a`) is one node.
+        if !seen.insert(imp.local.as_str()) {
+            continue;
+        }
+        let id = node_id(NodeKind::Import, &f.path, &imp.local);
+        let signature = match (f.language, &imp.name) {
+            (crate::gate::Language::Python, Some(n)) if n == "*" => {
+                format!("from {} import *", imp.module)
+            }
+            (crate::gate::Language::Python, Some(n)) if *n == imp.local => {
+                format!("from {} import {n}", imp.module)
+            }
+            (crate::gate::Language::Python, Some(n)) => {
+                format!("from {} import {n} as {}", imp.module, imp.local)
+            }
+            (crate::gate::Language::Python, None) if imp.module == imp.local => {
+                format!("import {}", imp.module)
+            }
+            (crate::gate::Language::Python, None) => {
+                format!("import {} as {}", imp.module, imp.local)
+            }
+            (_, Some(n)) if n == "*" => format!("export * from '{}'", imp.module),
+            (_, Some(n)) if *n == imp.local => format!("import {{ {n} }} from '{}'", imp.module),
+            (_, Some(n)) => format!("import {{ {n} as {} }} from '{}'", imp.local, imp.module),
+            (_, None) => format!("import * as {} from '{}'", imp.local, imp.module),
+        };
+        g.edges.push(GraphEdge {
+            source: module_id.clone(),
+            target: id.clone(),
+            kind: EdgeKind::Defines,
+            confidence: 1.0,
+            line: imp.line,
+        });
+        g.nodes.push(GraphNode {
+            id,
+            kind: NodeKind::Import,
+            symbol: child_symbol(f, &imp.local),
+            file: f.path.clone(),
+            lines: (imp.line, imp.line),
+            byte_range: imp.byte_range,
+            hash: crate::patch::sha256_tagged(signature.as_bytes()),
+            signature,
+            doc: None,
+        });
+    }
 }
 
 /// Calling a class runs its `__init__` when it has one.
