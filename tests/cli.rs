@@ -273,3 +273,100 @@ fn apply_refuses_paths_outside_the_root() {
         "x = 1\n"
     );
 }
+
+#[path = "support/bolt.rs"]
+mod bolt;
+
+/// `index` then `deps --json`, on the embedded store and on a Bolt server, give the same answer;
+/// the password never shows up in any output.
+#[test]
+fn index_and_deps_on_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("app")).unwrap();
+    fs::write(root.join("app/__init__.py"), "").unwrap();
+    fs::write(
+        root.join("app/core.py"),
+        "LIMIT = 3\n\ndef clean(s):\n    return s.strip()[:LIMIT]\n\ndef run(x):\n    return clean(x)\n",
+    )
+    .unwrap();
+    let server = &bolt::server().config;
+    let _turn = bolt::turn();
+    let database = server.database.clone().unwrap_or_default();
+    let bolt_args = |cmd: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend(["--graph-uri".into(), server.uri.clone()]);
+        if !database.is_empty() {
+            v.extend(["--graph-database".into(), database.clone()]);
+        }
+        v
+    };
+    let run = |args: Vec<String>, bolt: bool| -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ouroboros"));
+        c.args(&args).current_dir(root).stdin(Stdio::null());
+        if bolt {
+            c.env("OUROBOROS_NEO4J_USER", &server.user)
+                .env("OUROBOROS_NEO4J_PASSWORD", &server.password);
+        }
+        c.output().unwrap()
+    };
+    let mut answers = Vec::new();
+    for bolt in [false, true] {
+        let with = |cmd: &[&str]| {
+            if bolt {
+                bolt_args(cmd)
+            } else {
+                cmd.iter().map(|s| s.to_string()).collect()
+            }
+        };
+        let idx = run(with(&["index", "."]), bolt);
+        assert!(
+            idx.status.success(),
+            "{}",
+            String::from_utf8_lossy(&idx.stderr)
+        );
+        let deps = run(with(&["deps", "app.core.clean", "--json"]), bolt);
+        assert!(
+            deps.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deps.stderr)
+        );
+        for o in [&idx, &deps] {
+            let all = format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr));
+            assert!(
+                !all.contains(&server.password),
+                "the password leaked: {all}"
+            );
+        }
+        answers.push(serde_json::from_slice::<serde_json::Value>(&deps.stdout).unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0]["callers"], serde_json::json!(["app.core.run"]));
+    assert_eq!(answers[0]["uses"], serde_json::json!(["app.core.LIMIT"]));
+    assert_eq!(answers[0]["blast_radius"], 1);
+
+    // An unreachable server is an error that names it, not a hang.
+    let down = run(
+        vec![
+            "index".into(),
+            ".".into(),
+            "--graph-uri".into(),
+            "bolt://127.0.0.1:1".into(),
+            "--graph-connect-timeout".into(),
+            "5".into(),
+        ],
+        true,
+    );
+    assert_eq!(down.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(err.contains("cannot reach bolt://127.0.0.1:1"), "{err}");
+    // No credentials: the variable to set is named.
+    let anonymous = Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+        .args(["index", ".", "--graph-uri", &server.uri])
+        .env_remove("OUROBOROS_NEO4J_PASSWORD")
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(anonymous.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("OUROBOROS_NEO4J_PASSWORD"));
+}

@@ -52,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let callers = graph.callers(node, args.depth);
     let callees = graph.callees(node, args.depth);
+    let uses = graph.uses(node);
     let radius = graph.blast_radius(node);
     let tests = graph.tests_reaching(node);
     if args.json {
@@ -60,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         println!(
             "{}",
-            json!({"symbol": node.symbol, "callers": names(&callers), "callees": names(&callees), "blast_radius": radius.len(), "tests": tests})
+            json!({"symbol": node.symbol, "callers": names(&callers), "callees": names(&callees), "uses": names(&uses), "blast_radius": radius.len(), "tests": tests})
         );
         return Ok(ExitCode::from(exit::OK));
     }
@@ -83,6 +84,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    println!(
+        "uses (calls, reads, inherits): {}",
+        if uses.is_empty() {
+            "nothing in the repository".to_string()
+        } else {
+            uses.iter()
+                .map(|r| r.symbol.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
     println!("blast radius: {} transitive dependents", radius.len());
     println!(
         "tests that reach it: {}",

@@ -1,8 +1,6 @@
-//! The librarian: a code graph built with tree-sitter and kept in an embedded SQLite store.
-//!
-//! Status: Python, JavaScript, TypeScript and TSX are extracted and resolved across files. The
-//! Neo4j backend, REFERENCES edges, PageRank and test-file queries are still to come (see the
-//! librarian issue).
+//! The librarian: a code graph of Python, JavaScript, TypeScript and TSX built with tree-sitter,
+//! kept in an embedded SQLite store (`store.rs`) or in Neo4j over Bolt (`neo4j.rs`), and queried
+//! in memory (`query.rs`).
 
 mod ecmascript;
 pub mod extract;
