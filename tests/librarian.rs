@@ -16,11 +16,19 @@ enum Backend {
     Bolt,
 }
 
+/// The key a repository gets in a shared Neo4j database, as the CLI makes it.
+fn repo_key(root: &Path) -> String {
+    root.canonicalize()
+        .unwrap_or_else(|_| root.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn open(b: Backend, root: &Path) -> Box<dyn GraphStore> {
     match b {
         Backend::Sqlite => Box::new(SqliteStore::open(&librarian::default_db(root)).unwrap()),
         Backend::Bolt => {
-            Box::new(Neo4jStore::connect(&bolt::server().config, &bolt::repo_key(root)).unwrap())
+            Box::new(Neo4jStore::connect(&bolt::server().config, &repo_key(root)).unwrap())
         }
     }
 }
@@ -246,7 +254,7 @@ fn an_older_schema_is_rebuilt(b: Backend) {
         }
         Backend::Bolt => {
             let cfg = &bolt::server().config;
-            let key = bolt::repo_key(r);
+            let key = repo_key(r);
             set_bolt_schema_version(cfg, &key, 0);
             let store = Neo4jStore::connect(cfg, &key).unwrap();
             (store.rebuilt, store.load_facts().unwrap())

@@ -6,7 +6,7 @@
 //! installing is `scripts/bolt-server.sh install`, which `.ci/run` does), tied to this test
 //! process so it stops when the tests end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -83,12 +83,4 @@ pub fn server() -> &'static BoltServer {
 pub fn turn() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The repository key a test uses for `root`.
-pub fn repo_key(root: &Path) -> String {
-    root.canonicalize()
-        .unwrap_or_else(|_| root.to_path_buf())
-        .to_string_lossy()
-        .into_owned()
 }
