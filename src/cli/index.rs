@@ -65,6 +65,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "indexed {} files ({} parsed, {} removed) in {:.2}s: {} nodes, {} edges, {} unresolved references",
         summary.files, summary.parsed, summary.removed, summary.seconds, summary.nodes, summary.edges, summary.unresolved
     );
+    if summary.rows_written > 0 && summary.store_seconds > 0.0 {
+        println!(
+            "stored {} rows in {:.2}s ({:.0} rows/s)",
+            summary.rows_written,
+            summary.store_seconds,
+            summary.rows_written as f64 / summary.store_seconds
+        );
+    }
     println!("graph: {}", opened.location);
     Ok(ExitCode::from(exit::OK))
 }

@@ -53,6 +53,8 @@ pub struct IndexSummary {
     pub parse_seconds: f64,
     pub resolve_seconds: f64,
     pub store_seconds: f64,
+    /// Rows the store wrote: files, nodes, edges and unresolved references (0 when unchanged).
+    pub rows_written: usize,
     /// Nothing changed since the last index: no file was parsed and the graph was kept.
     pub unchanged: bool,
     /// Files skipped, each with the reason.
@@ -234,6 +236,7 @@ pub fn index(
         let t = Instant::now();
         store.save(&files, &g)?;
         summary.store_seconds = t.elapsed().as_secs_f64();
+        summary.rows_written = files.len() + g.nodes.len() + g.edges.len() + g.unresolved.len();
         GraphCounts {
             nodes: g.nodes.len(),
             edges: g.edges.len(),
