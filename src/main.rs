@@ -3,6 +3,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Output piped into `head` should end the process quietly, as it does for other Unix tools,
+    // not panic in println! on EPIPE.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = ouroboros::cli::Cli::parse();
     match ouroboros::cli::run(cli) {
         Ok(code) => code,

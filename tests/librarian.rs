@@ -56,6 +56,7 @@ on_both_stores!(
     tests_that_reach_a_symbol_and_personalised_pagerank,
     both_stores_hold_the_same_graph,
     references_and_import_nodes,
+    local_functions_resolve_and_builtins_are_not_guessed,
 );
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -509,4 +510,34 @@ fn references_and_import_nodes(b: Backend) {
     assert!(source[first.byte_range.0..first.byte_range.1].contains("LIMIT"));
     // An import binds a name but is not a definition: `deps shop.jobs.LIMIT` finds nothing.
     assert!(g.find("shop.jobs.LIMIT").is_none());
+}
+
+/// A call to a helper defined inside the calling function resolves through scope; a call to a
+/// builtin (`sorted`, `text.strip()`) is not linked to the one same-named definition elsewhere,
+/// and neither is a function nested in another function.
+fn local_functions_resolve_and_builtins_are_not_guessed(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    write(r, "a.py", "def outer(items):\n    def key(x):\n        return x\n    return sorted(key(items))\n\ndef tidy(text):\n    return text.strip()\n\ndef run():\n    return key(1)\n");
+    write(
+        r,
+        "b.py",
+        "def sorted(x):\n    return x\n\nclass Text:\n    def strip(self):\n        return self\n",
+    );
+    index(b, r);
+    let g = graph(b, r);
+    let calls = |sym: &str| names(g.callees(g.find(sym).unwrap(), 1));
+    assert_eq!(calls("a.outer"), vec!["a.outer.<locals>.key"]);
+    assert!(calls("a.tidy").is_empty(), "{:?}", calls("a.tidy"));
+    assert!(
+        calls("a.run").is_empty(),
+        "a nested function is not reachable by name"
+    );
+    let unresolved: Vec<&str> = g.graph.unresolved.iter().map(|u| u.name.as_str()).collect();
+    for name in ["sorted", "text.strip", "key"] {
+        assert!(
+            unresolved.contains(&name),
+            "{name} missing from {unresolved:?}"
+        );
+    }
 }

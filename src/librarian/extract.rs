@@ -10,7 +10,7 @@ use tree_sitter::{Node, Query, QueryCursor, QueryMatch, StreamingIterator};
 use crate::gate::Language;
 
 /// Bump whenever extraction changes what it produces, so stored facts are re-made.
-pub const EXTRACTOR_VERSION: u32 = 3;
+pub const EXTRACTOR_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -481,7 +481,7 @@ pub(super) fn collect_refs(
 
 /// `a.<locals>.b` and then `a`: the scope itself and the definitions around it, whose local
 /// names a closure sees.
-fn enclosing_scopes(scope: &str) -> impl Iterator<Item = &str> {
+pub(super) fn enclosing_scopes(scope: &str) -> impl Iterator<Item = &str> {
     let mut next = Some(scope);
     std::iter::from_fn(move || {
         let cur = next?;
