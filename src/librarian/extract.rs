@@ -445,9 +445,13 @@ pub(super) fn collect_refs(
     let mut bound: HashSet<(usize, &str)> = HashSet::new();
     let mut globals: HashSet<(usize, &str)> = HashSet::new();
     let mut cursor = QueryCursor::new();
-    let mut captures = cursor.captures(query, root, source.as_bytes());
-    while let Some((m, i)) = captures.next() {
-        let c = m.captures[*i];
+    // `matches` rather than `captures`: every pattern has one capture and the order does not
+    // matter, and `captures` pays for sorting them by position.
+    let mut matches = cursor.matches(query, root, source.as_bytes());
+    while let Some(m) = matches.next() {
+        let Some(&c) = m.captures.first() else {
+            continue;
+        };
         let Some(scope) = scopes.index_at(c.node.start_byte()) else {
             continue;
         };
