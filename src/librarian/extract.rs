@@ -9,8 +9,9 @@ use tree_sitter::{Node, Query, QueryCursor, QueryMatch, StreamingIterator};
 
 use crate::gate::Language;
 
-/// Bump whenever extraction changes what it produces, so stored facts are re-made.
-pub const EXTRACTOR_VERSION: u32 = 4;
+/// Bump whenever extraction or resolution changes what it produces, so stored graphs are
+/// re-made (an unchanged repository otherwise keeps its stored graph as it is).
+pub const EXTRACTOR_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
