@@ -232,6 +232,7 @@ fn bad_files_are_warned_about_and_skipped(b: Backend) {
     assert!(w.contains("bin.py: skipped: binary"), "{w}");
     assert!(w.contains("latin.py: skipped: not valid UTF-8"), "{w}");
     assert!(w.contains("big.py: skipped") && w.contains("limit"), "{w}");
+    assert!(w.contains("broken.py: syntax errors"), "{w}");
     // A file that does not parse is still indexed as far as tree-sitter recovers.
     assert!(graph(b, r).find("broken.g").is_some());
 }

@@ -213,6 +213,12 @@ pub fn index(
         match r {
             Ok((hash, facts, parsed)) => {
                 summary.parsed += usize::from(parsed);
+                if facts.has_errors {
+                    summary.warnings.push(format!(
+                        "{}: syntax errors; indexed what the parser could recover",
+                        facts.path
+                    ));
+                }
                 files.push((hash, facts));
             }
             Err(w) => summary.warnings.push(w),
