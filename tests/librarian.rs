@@ -293,17 +293,8 @@ fn set_bolt_schema_version(cfg: &librarian::BoltConfig, repo: &str, version: i64
 }
 
 /// The two stores give back exactly what was saved, so the later stages see the same graph
-/// whichever one the user configured.
-fn both_stores_hold_the_same_graph(b: Backend) {
-    let p = project();
-    let r = p.path();
-    write(r, "web/app.ts", "import { helper } from './lib';\nexport class App {\n  run() {\n    return helper(this.name());\n  }\n  name() {\n    return 'x';\n  }\n}\n");
-    write(
-        r,
-        "web/lib.ts",
-        "export function helper(s: string) {\n  return s.trim();\n}\n",
-    );
-    index(b, r);
+/// whichever one the user configured, after a first index and after incremental ones.
+fn stored_equals_built(b: Backend, r: &Path) -> librarian::resolve::Graph {
     let sorted = |mut g: librarian::resolve::Graph| {
         g.nodes.sort_by(|a, b| a.id.cmp(&b.id));
         g.edges.sort_by(|a, b| {
@@ -334,6 +325,32 @@ fn both_stores_hold_the_same_graph(b: Backend) {
     assert_eq!(stored.edges, built.edges);
     assert_eq!(stored.unresolved, built.unresolved);
     assert!(stored.edges.len() > 20, "{} edges", stored.edges.len());
+    stored
+}
+
+fn both_stores_hold_the_same_graph(b: Backend) {
+    let p = project();
+    let r = p.path();
+    write(r, "web/app.ts", "import { helper } from './lib';\nexport class App {\n  run() {\n    return helper(this.name());\n  }\n  name() {\n    return 'x';\n  }\n}\n");
+    write(
+        r,
+        "web/lib.ts",
+        "export function helper(s: string) {\n  return s.trim();\n}\n",
+    );
+    index(b, r);
+    let first = stored_equals_built(b, r);
+    // Edits that change other files' edges: a callee renamed, a file deleted, one added.
+    write(r, "shop/util.py", "import re\n\ndef scrub(text):\n    return re.sub(' ', '', text)\n\ndef clean(text):\n    return scrub(text)\n");
+    fs::remove_file(r.join("web/lib.ts")).unwrap();
+    write(
+        r,
+        "web/more.ts",
+        "export function helper(s: string) {\n  return s;\n}\n",
+    );
+    assert_eq!(index(b, r).parsed, 2);
+    let second = stored_equals_built(b, r);
+    assert_ne!(first.edges, second.edges);
+    assert!(second.nodes.iter().all(|n| n.file != "web/lib.ts"));
 }
 
 fn typescript_and_javascript_resolve_through_imports_and_index_files(b: Backend) {

@@ -240,9 +240,8 @@ pub fn index(
         let g = resolve::build(&facts);
         summary.resolve_seconds = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        store.save(&files, &g)?;
+        summary.rows_written = store.save(&files, &g)?;
         summary.store_seconds = t.elapsed().as_secs_f64();
-        summary.rows_written = files.len() + g.nodes.len() + g.edges.len() + g.unresolved.len();
         GraphCounts {
             nodes: g.nodes.len(),
             edges: g.edges.len(),

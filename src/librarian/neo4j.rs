@@ -6,9 +6,11 @@
 //! (`:IndexedFile`), unresolved references (`:UnresolvedRef`) and the per-repository metadata
 //! (`:OuroborosGraph`) are keyed the same way.
 //!
-//! A save is one transaction: nodes first, then edges, each as `UNWIND $rows … MERGE` batches,
-//! every row stamped with a new generation number; then whatever still carries an older
-//! generation is deleted. A crash mid-save therefore leaves the previous graph intact.
+//! A save is one transaction that rewrites only the files whose part of the graph changed (each
+//! indexed file stores a fingerprint of its nodes, outgoing edges and unresolved references):
+//! their old outgoing edges, unresolved references and vanished nodes are deleted, then nodes and
+//! edges are written as `UNWIND $rows … MERGE` batches, nodes first. A crash mid-save therefore
+//! leaves the previous graph intact, and re-indexing after a one-file edit writes little.
 //!
 //! The kind is a property rather than a second label on purpose: on ArcadeDB's Bolt server a
 //! `MERGE (n:CodeNode:Function {uid: …})` no longer uses the uniqueness index (we measured 200
@@ -188,6 +190,16 @@ impl Neo4jStore {
                 .block_on(self.graph.run(query(&q)))
                 .map_err(|e| err("creating the uniqueness constraints", e))?;
         }
+        // Incremental saves look rows up by file.
+        for (name, label) in [
+            ("ouroboros_code_file", "CodeNode"),
+            ("ouroboros_unresolved_file", "UnresolvedRef"),
+        ] {
+            let q = format!("CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.file)");
+            self.rt
+                .block_on(self.graph.run(query(&q)))
+                .map_err(|e| err("creating the file indexes", e))?;
+        }
         let version = self.scalar_i64(
             query("MATCH (g:OuroborosGraph {uid: $uid}) RETURN g.schema_version AS v")
                 .param("uid", self.repo.as_str()),
@@ -221,7 +233,7 @@ impl Neo4jStore {
         Ok(())
     }
 
-    fn node_row(&self, n: &GraphNode, gen: i64) -> (BoltType, usize) {
+    fn node_row(&self, n: &GraphNode) -> (BoltType, usize) {
         row(vec![
             ("uid", s(&self.uid(&n.id))),
             ("id", s(&n.id)),
@@ -241,7 +253,6 @@ impl Neo4jStore {
                 },
             ),
             ("hash", s(&n.hash)),
-            ("gen", BoltType::Integer(BoltInteger::new(gen))),
         ])
     }
 
@@ -260,6 +271,63 @@ impl Neo4jStore {
             Ok(())
         })
     }
+}
+
+fn strings<S: AsRef<str>>(items: &[S]) -> BoltType {
+    BoltType::List(BoltList {
+        value: items.iter().map(|p| s(p.as_ref())).collect(),
+    })
+}
+
+/// The part of a graph that belongs to one file: its nodes, the edges that leave them, and the
+/// unresolved references in it, with a fingerprint that tells whether it changed.
+#[derive(Default)]
+struct Slice<'g> {
+    nodes: Vec<&'g GraphNode>,
+    edges: Vec<&'g GraphEdge>,
+    unresolved: Vec<&'g Unresolved>,
+    fingerprint: String,
+}
+
+fn slices(graph: &Graph) -> HashMap<&str, Slice<'_>> {
+    use std::hash::{Hash, Hasher};
+    let mut out: HashMap<&str, Slice> = HashMap::new();
+    let mut file_of: HashMap<&str, &str> = HashMap::new();
+    for n in &graph.nodes {
+        file_of.insert(n.id.as_str(), n.file.as_str());
+        out.entry(n.file.as_str()).or_default().nodes.push(n);
+    }
+    for e in &graph.edges {
+        if let Some(f) = file_of.get(e.source.as_str()) {
+            out.entry(f).or_default().edges.push(e);
+        }
+    }
+    for u in &graph.unresolved {
+        out.entry(u.file.as_str()).or_default().unresolved.push(u);
+    }
+    for slice in out.values_mut() {
+        // Any stable digest does: a fingerprint that differs only rewrites a file's rows.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for n in &slice.nodes {
+            (&n.id, n.kind.name(), &n.symbol, n.lines, n.byte_range).hash(&mut h);
+            (&n.signature, &n.doc, &n.hash).hash(&mut h);
+        }
+        for e in &slice.edges {
+            (
+                &e.source,
+                &e.target,
+                e.kind.name(),
+                e.line,
+                e.confidence.to_bits(),
+            )
+                .hash(&mut h);
+        }
+        for u in &slice.unresolved {
+            (&u.source, &u.name, u.line).hash(&mut h);
+        }
+        slice.fingerprint = format!("{:016x}", h.finish());
+    }
+    out
 }
 
 /// `HOST:PORT` of a Bolt URI (7687 when the port is left out).
@@ -294,9 +362,10 @@ async fn batched(
     txn: &mut neo4rs::Txn,
     cypher: &str,
     rows: impl Iterator<Item = (BoltType, usize)>,
-    (repo, gen): (&str, i64),
+    repo: &str,
     what: &str,
-) -> Result<(), LibrarianError> {
+) -> Result<usize, LibrarianError> {
+    let mut sent = 0;
     let mut batch = Vec::new();
     let mut bytes = 0;
     let mut rows = rows.peekable();
@@ -308,21 +377,17 @@ async fn batched(
                 .peek()
                 .is_some_and(|(_, next)| bytes + next > BATCH_BYTES);
         if full || rows.peek().is_none() {
+            sent += batch.len();
             let value = BoltType::List(BoltList {
                 value: std::mem::take(&mut batch),
             });
             bytes = 0;
-            txn.run(
-                query(cypher)
-                    .param("rows", value)
-                    .param("repo", repo)
-                    .param("gen", gen),
-            )
-            .await
-            .map_err(|e| err(what, e))?;
+            txn.run(query(cypher).param("rows", value).param("repo", repo))
+                .await
+                .map_err(|e| err(what, e))?;
         }
     }
-    Ok(())
+    Ok(sent)
 }
 
 #[cfg(test)]
@@ -367,113 +432,223 @@ impl GraphStore for Neo4jStore {
         Ok(out)
     }
 
-    fn save(&mut self, files: &[(String, FileFacts)], graph: &Graph) -> Result<(), LibrarianError> {
-        let gen = self
-            .scalar_i64(
-                query("MATCH (g:OuroborosGraph {uid: $uid}) RETURN g.gen AS v")
-                    .param("uid", self.repo.as_str()),
-            )?
-            .unwrap_or(0)
-            + 1;
+    fn save(
+        &mut self,
+        files: &[(String, FileFacts)],
+        graph: &Graph,
+    ) -> Result<usize, LibrarianError> {
         let this: &Neo4jStore = self;
-        // Rows are built batch by batch as they are sent, so the whole graph is never held
-        // twice in memory.
-        let file_rows = files.iter().map(|(hash, f)| {
-            let json = serde_json::to_string(f).expect("facts serialize");
-            row(vec![
-                ("uid", s(&this.uid(&f.path))),
-                ("path", s(&f.path)),
-                ("hash", s(hash)),
-                ("facts", s(&json)),
-            ])
-        });
-        let edge_rows = |kind: EdgeKind| {
-            graph.edges.iter().filter(move |e| e.kind == kind).map(|e| {
-                row(vec![
-                    ("s", s(&this.uid(&e.source))),
-                    ("t", s(&this.uid(&e.target))),
-                    ("line", int(e.line)),
-                    ("confidence", BoltType::Float(BoltFloat::new(e.confidence))),
-                ])
-            })
-        };
-        // Unresolved references have no identity of their own; their position in the save is
-        // the key, and any left over from a longer previous list are deleted.
-        let unresolved_rows = graph.unresolved.iter().enumerate().map(|(i, u)| {
-            row(vec![
-                ("uid", s(&this.uid(&i.to_string()))),
-                ("source", s(&u.source)),
-                ("name", s(&u.name)),
-                ("file", s(&u.file)),
-                ("line", int(u.line)),
-            ])
-        });
         let repo = this.repo.as_str();
+        let slices = slices(graph);
+        // What the database holds now: each file's content hash and graph-slice fingerprint.
+        let mut stored: HashMap<String, (String, String)> = HashMap::new();
+        this.each_row(
+            query(
+                "MATCH (f:IndexedFile {repo: $repo}) RETURN f.path AS path, f.hash AS hash, \
+                 coalesce(f.slice, '') AS slice",
+            )
+            .param("repo", repo),
+            "reading indexed files",
+            |r| {
+                stored.insert(r.get("path")?, (r.get("hash")?, r.get("slice")?));
+                Ok(())
+            },
+        )?;
+        let current: HashMap<&str, &str> = files
+            .iter()
+            .map(|(hash, f)| (f.path.as_str(), hash.as_str()))
+            .collect();
+        // A file's slice is rewritten only when it changed; an unchanged file keeps its rows.
+        let changed: Vec<&str> = files
+            .iter()
+            .map(|(_, f)| f.path.as_str())
+            .filter(|p| {
+                let fingerprint = slices
+                    .get(p)
+                    .map_or(String::new(), |s| s.fingerprint.clone());
+                stored.get(*p).is_none_or(|(_, old)| *old != fingerprint)
+            })
+            .collect();
+        let removed: Vec<&str> = stored
+            .keys()
+            .map(String::as_str)
+            .filter(|p| !current.contains_key(p))
+            .collect();
+        let empty = Slice::default();
+        let slice_of = |p: &str| slices.get(p).unwrap_or(&empty);
+        let facts_rows = files
+            .iter()
+            .filter(|(hash, f)| {
+                stored.get(&f.path).is_none_or(|(old, _)| old != hash)
+                    || changed.contains(&f.path.as_str())
+            })
+            .map(|(hash, f)| {
+                let json = serde_json::to_string(f).expect("facts serialize");
+                row(vec![
+                    ("uid", s(&this.uid(&f.path))),
+                    ("path", s(&f.path)),
+                    ("hash", s(hash)),
+                    ("facts", s(&json)),
+                    ("slice", s(&slice_of(&f.path).fingerprint)),
+                ])
+            });
+        let gone: Vec<&str> = changed
+            .iter()
+            .chain(&removed)
+            .copied()
+            .filter(|p| stored.contains_key(*p))
+            .collect();
+        // Nodes of rewritten files that the new graph no longer has. Nodes that stay keep the
+        // edges other files have into them, so they are merged, not re-created.
+        let mut stale: Vec<String> = Vec::new();
+        if !gone.is_empty() {
+            let new_uids: std::collections::HashSet<String> = changed
+                .iter()
+                .flat_map(|p| slice_of(p).nodes.iter())
+                .map(|n| this.uid(&n.id))
+                .collect();
+            this.each_row(
+                query(
+                    "UNWIND $files AS f MATCH (n:CodeNode {file: f}) WHERE n.repo = $repo \
+                     RETURN n.uid AS uid",
+                )
+                .param("files", strings(&gone))
+                .param("repo", repo),
+                "reading the nodes of changed files",
+                |r| {
+                    let uid: String = r.get("uid")?;
+                    if !new_uids.contains(&uid) {
+                        stale.push(uid);
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        let node_rows = changed
+            .iter()
+            .flat_map(|p| slice_of(p).nodes.iter())
+            .map(|n| this.node_row(n));
+        let edge_rows = |kind: EdgeKind| {
+            changed
+                .iter()
+                .flat_map(|p| slice_of(p).edges.iter())
+                .filter(move |e| e.kind == kind)
+                .map(|e| {
+                    row(vec![
+                        ("s", s(&this.uid(&e.source))),
+                        ("t", s(&this.uid(&e.target))),
+                        ("line", int(e.line)),
+                        ("confidence", BoltType::Float(BoltFloat::new(e.confidence))),
+                    ])
+                })
+        };
+        // Unresolved references have no identity of their own: their file and position in it
+        // are the key, and a changed file's old ones are deleted first.
+        let unresolved_rows = changed.iter().flat_map(|p| {
+            slice_of(p)
+                .unresolved
+                .iter()
+                .enumerate()
+                .map(move |(i, u)| {
+                    row(vec![
+                        ("uid", s(&this.uid(&format!("{p}\u{1f}{i}")))),
+                        ("source", s(&u.source)),
+                        ("name", s(&u.name)),
+                        ("file", s(&u.file)),
+                        ("line", int(u.line)),
+                    ])
+                })
+        });
         this.rt.block_on(async {
-            let mut txn = self
+            let mut txn = this
                 .graph
                 .start_txn()
                 .await
                 .map_err(|e| err("starting a transaction", e))?;
-            batched(
+            let mut written = 0;
+            // Clear what changed or went: the outgoing edges and unresolved references of those
+            // files, their vanished nodes, and the records of deleted files. Each statement
+            // goes through an index (file or uid); a first save has nothing to clear.
+            let removed_uids: Vec<String> = removed.iter().map(|p| this.uid(p)).collect();
+            let clear = [
+                (
+                    "UNWIND $list AS f MATCH (n:CodeNode {file: f})-[e]->() WHERE n.repo = $repo DELETE e",
+                    strings(&gone),
+                ),
+                (
+                    "UNWIND $list AS f MATCH (u:UnresolvedRef {file: f}) WHERE u.repo = $repo DELETE u",
+                    strings(&gone),
+                ),
+                (
+                    "UNWIND $list AS u MATCH (n:CodeNode {uid: u}) DETACH DELETE n",
+                    strings(&stale),
+                ),
+                (
+                    "UNWIND $list AS u MATCH (f:IndexedFile {uid: u}) DELETE f",
+                    strings(&removed_uids),
+                ),
+            ];
+            for (cypher, list) in clear {
+                if matches!(&list, BoltType::List(l) if l.value.is_empty()) {
+                    continue;
+                }
+                txn.run(query(cypher).param("repo", repo).param("list", list))
+                    .await
+                    .map_err(|e| err("removing outdated rows", e))?;
+            }
+            written += batched(
                 &mut txn,
                 "UNWIND $rows AS r MERGE (f:IndexedFile {uid: r.uid}) SET f.repo = $repo, \
-                 f.path = r.path, f.hash = r.hash, f.facts = r.facts, f.gen = $gen",
-                file_rows,
-                (repo, gen),
+                 f.path = r.path, f.hash = r.hash, f.facts = r.facts, f.slice = r.slice",
+                facts_rows,
+                repo,
                 "writing indexed files",
             )
             .await?;
-            batched(
+            written += batched(
                 &mut txn,
                 "UNWIND $rows AS r MERGE (n:CodeNode {uid: r.uid}) SET n.repo = $repo, \
                  n.id = r.id, n.kind = r.kind, n.symbol = r.symbol, n.file = r.file, \
                  n.start_line = r.start_line, n.end_line = r.end_line, \
                  n.start_byte = r.start_byte, n.end_byte = r.end_byte, \
-                 n.signature = r.signature, n.doc = r.doc, n.hash = r.hash, n.gen = $gen",
-                graph.nodes.iter().map(|n| this.node_row(n, gen)),
-                (repo, gen),
+                 n.signature = r.signature, n.doc = r.doc, n.hash = r.hash",
+                node_rows,
+                repo,
                 "writing nodes",
             )
             .await?;
             for kind in EdgeKind::ALL {
                 let cypher = format!(
                     "UNWIND $rows AS r MATCH (a:CodeNode {{uid: r.s}}) MATCH (b:CodeNode {{uid: r.t}}) \
-                     MERGE (a)-[e:{} {{line: r.line}}]->(b) SET e.confidence = r.confidence, e.gen = $gen",
+                     MERGE (a)-[e:{} {{line: r.line}}]->(b) SET e.confidence = r.confidence",
                     kind.name()
                 );
-                batched(&mut txn, &cypher, edge_rows(kind), (repo, gen), "writing edges").await?;
+                written +=
+                    batched(&mut txn, &cypher, edge_rows(kind), repo, "writing edges").await?;
             }
-            batched(
+            written += batched(
                 &mut txn,
                 "UNWIND $rows AS r MERGE (u:UnresolvedRef {uid: r.uid}) SET u.repo = $repo, \
-                 u.source = r.source, u.name = r.name, u.file = r.file, u.line = r.line, u.gen = $gen",
+                 u.source = r.source, u.name = r.name, u.file = r.file, u.line = r.line",
                 unresolved_rows,
-                (repo, gen),
+                repo,
                 "writing unresolved references",
             )
             .await?;
-            // Whatever this save did not touch is gone from the repository.
-            for cypher in [
-                "MATCH (:CodeNode {repo: $repo})-[e]->() WHERE e.gen <> $gen DELETE e",
-                "MATCH (n:CodeNode {repo: $repo}) WHERE n.gen <> $gen DETACH DELETE n",
-                "MATCH (n:IndexedFile {repo: $repo}) WHERE n.gen <> $gen DELETE n",
-                "MATCH (n:UnresolvedRef {repo: $repo}) WHERE n.gen <> $gen DELETE n",
-                "MERGE (g:OuroborosGraph {uid: $repo}) SET g.repo = $repo, \
-                 g.schema_version = $version, g.gen = $gen",
-            ] {
-                txn.run(
-                    query(cypher)
-                        .param("repo", repo)
-                        .param("gen", gen)
-                        .param("version", SCHEMA_VERSION),
+            txn.run(
+                query(
+                    "MERGE (g:OuroborosGraph {uid: $repo}) SET g.repo = $repo, \
+                     g.schema_version = $version",
                 )
-                .await
-                .map_err(|e| err("removing outdated rows", e))?;
-            }
+                .param("repo", repo)
+                .param("version", SCHEMA_VERSION),
+            )
+            .await
+            .map_err(|e| err("writing the schema version", e))?;
             txn.commit()
                 .await
-                .map_err(|e| err("committing the graph", e))
+                .map_err(|e| err("committing the graph", e))?;
+            Ok(written)
         })
     }
 

@@ -18,8 +18,13 @@ pub const SCHEMA_VERSION: i64 = 2;
 pub trait GraphStore {
     /// Content hash and facts of every indexed file.
     fn load_facts(&self) -> Result<HashMap<String, (String, FileFacts)>, LibrarianError>;
-    /// Replace the indexed files and the whole resolved graph.
-    fn save(&mut self, files: &[(String, FileFacts)], graph: &Graph) -> Result<(), LibrarianError>;
+    /// Replace the indexed files and the whole resolved graph. Returns how many rows it wrote
+    /// (a store may skip what it already holds).
+    fn save(
+        &mut self,
+        files: &[(String, FileFacts)],
+        graph: &Graph,
+    ) -> Result<usize, LibrarianError>;
     fn load_graph(&self) -> Result<Graph, LibrarianError>;
     /// How many nodes, edges and unresolved references the stored graph holds.
     fn counts(&self) -> Result<GraphCounts, LibrarianError>;
@@ -149,7 +154,11 @@ impl GraphStore for SqliteStore {
         Ok(out)
     }
 
-    fn save(&mut self, files: &[(String, FileFacts)], graph: &Graph) -> Result<(), LibrarianError> {
+    fn save(
+        &mut self,
+        files: &[(String, FileFacts)],
+        graph: &Graph,
+    ) -> Result<usize, LibrarianError> {
         let tx = self.conn.transaction().map_err(db)?;
         tx.execute_batch(
             "DELETE FROM files; DELETE FROM nodes; DELETE FROM edges; DELETE FROM unresolved;",
@@ -203,7 +212,8 @@ impl GraphStore for SqliteStore {
                     .map_err(db)?;
             }
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        Ok(files.len() + graph.nodes.len() + graph.edges.len() + graph.unresolved.len())
     }
 
     fn load_graph(&self) -> Result<Graph, LibrarianError> {
