@@ -13,3 +13,4 @@ pub mod librarian;
 pub mod models;
 pub mod patch;
 pub mod provenance;
+pub mod reasoner;

@@ -9,6 +9,7 @@ mod graph_opts;
 mod index;
 mod list_runs;
 mod models;
+mod plan;
 mod rollback;
 mod status;
 mod validate;
@@ -57,6 +58,8 @@ pub enum Command {
     Index(index::Args),
     /// Callers, callees and blast radius of a symbol.
     Deps(deps::Args),
+    /// The local planner: edit units for a task on target files, callees first, with context.
+    Plan(plan::Args),
     /// Show one run's provenance: models, safety checks, files.
     Status(status::Args),
     /// List recent runs.
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(a) => models::run(a),
         Command::Index(a) => index::run(a),
         Command::Deps(a) => deps::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Status(a) => status::run(a),
         Command::ListRuns(a) => list_runs::run(a),
     }
