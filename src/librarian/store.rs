@@ -47,6 +47,12 @@ fn db(e: rusqlite::Error) -> LibrarianError {
     LibrarianError::Store(e.to_string())
 }
 
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS nodes_symbol ON nodes(symbol);
+CREATE INDEX IF NOT EXISTS edges_source ON edges(source, kind);
+CREATE INDEX IF NOT EXISTS edges_target ON edges(target, kind);
+";
+
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, hash TEXT NOT NULL, facts TEXT NOT NULL);
@@ -54,12 +60,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, symbol TEXT NOT NULL, file TEXT NOT NULL,
     start_line INTEGER, end_line INTEGER, start_byte INTEGER, end_byte INTEGER,
     signature TEXT, doc TEXT, hash TEXT);
-CREATE INDEX IF NOT EXISTS nodes_symbol ON nodes(symbol);
 CREATE TABLE IF NOT EXISTS edges (
     source TEXT NOT NULL, target TEXT NOT NULL, kind TEXT NOT NULL,
     confidence REAL NOT NULL, line INTEGER);
-CREATE INDEX IF NOT EXISTS edges_source ON edges(source, kind);
-CREATE INDEX IF NOT EXISTS edges_target ON edges(target, kind);
 CREATE TABLE IF NOT EXISTS unresolved (source TEXT NOT NULL, name TEXT NOT NULL, file TEXT NOT NULL, line INTEGER);
 ";
 
@@ -92,6 +95,7 @@ impl SqliteStore {
                 .map_err(db)?;
         }
         conn.execute_batch(TABLES).map_err(db)?;
+        conn.execute_batch(INDEXES).map_err(db)?;
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
@@ -160,8 +164,12 @@ impl GraphStore for SqliteStore {
         graph: &Graph,
     ) -> Result<usize, LibrarianError> {
         let tx = self.conn.transaction().map_err(db)?;
+        // Building the indexes once after the rows are in is cheaper than keeping them up to
+        // date row by row; all of it is one transaction, so readers never see them missing.
         tx.execute_batch(
-            "DELETE FROM files; DELETE FROM nodes; DELETE FROM edges; DELETE FROM unresolved;",
+            "DELETE FROM files; DELETE FROM nodes; DELETE FROM edges; DELETE FROM unresolved;
+             DROP INDEX IF EXISTS nodes_symbol; DROP INDEX IF EXISTS edges_source;
+             DROP INDEX IF EXISTS edges_target;",
         )
         .map_err(db)?;
         {
@@ -212,6 +220,7 @@ impl GraphStore for SqliteStore {
                     .map_err(db)?;
             }
         }
+        tx.execute_batch(INDEXES).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(files.len() + graph.nodes.len() + graph.edges.len() + graph.unresolved.len())
     }
