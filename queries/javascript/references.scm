@@ -1,4 +1,6 @@
 ; Names a definition reads or binds, for REFERENCES edges (a function → a module-level symbol).
+; Shared by JavaScript, TypeScript and TSX; each adds its own parameter nodes
+; (javascript/parameters.scm, typescript/references.scm) and JSX adds jsx-references.scm.
 ; `@read`: a name read (or assigned without a declaration, which writes the outer binding); a
 ; name in call position is a CALLS edge instead and is absent. `@bind`: a name declared in the
 ; enclosing scope, which shadows a module-level symbol of that name. Property names are
@@ -34,7 +36,6 @@
 (export_statement value: (identifier) @read)
 
 (variable_declarator name: (identifier) @bind)
-(formal_parameters (identifier) @bind)
 (assignment_pattern left: (identifier) @bind)
 (arrow_function parameter: (identifier) @bind)
 (catch_clause parameter: (identifier) @bind)

@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Files larger than this many bytes are skipped with a warning.
-    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    #[arg(long, default_value_t = librarian::DEFAULT_MAX_FILE_SIZE)]
     pub max_file_size: u64,
     #[command(flatten)]
     pub graph: GraphArgs,

@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &root,
         opened.store.as_mut(),
         &IndexOptions {
-            max_file_size: 2 * 1024 * 1024,
+            max_file_size: librarian::DEFAULT_MAX_FILE_SIZE,
         },
         &|_, _| {},
     )?;

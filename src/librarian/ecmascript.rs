@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
 
 use super::extract::{
-    capture, collect_calls, collect_refs, match_line, span, text, Def, FileFacts, Import, NodeKind,
-    Scopes,
+    capture, collect_calls, collect_refs, def_head, match_line, sha, span, text, Def, FileFacts,
+    Import, NodeKind, Scopes,
 };
 use crate::gate::Language;
 
@@ -30,30 +30,33 @@ fn queries(language: Language) -> &'static Queries {
     static JS: OnceLock<Queries> = OnceLock::new();
     static TS: OnceLock<Queries> = OnceLock::new();
     static TSX: OnceLock<Queries> = OnceLock::new();
-    // TypeScript's grammar extends JavaScript's: imports and calls are matched by the same
-    // queries; only the definitions differ (abstract classes).
+    // TypeScript's grammar extends JavaScript's: each query is the JavaScript one plus a short
+    // TypeScript (or JSX) addition, joined before compiling.
     const IMPORTS: &str = include_str!("../../queries/javascript/imports.scm");
     const CALLS: &str = include_str!("../../queries/javascript/calls.scm");
-    const JSX: &str = include_str!("../../queries/javascript/jsx-references.scm");
-    const JS_REFS: &str = include_str!("../../queries/javascript/references.scm");
-    const TS_REFS: &str = include_str!("../../queries/typescript/references.scm");
+    const DEFS: &str = include_str!("../../queries/javascript/definitions.scm");
     const TS_DEFS: &str = include_str!("../../queries/typescript/definitions.scm");
-    let (cell, defs, refs) = match language {
-        Language::TypeScript => (&TS, TS_DEFS, TS_REFS.to_string()),
-        Language::Tsx => (&TSX, TS_DEFS, format!("{TS_REFS}\n{JSX}")),
-        _ => (
-            &JS,
-            include_str!("../../queries/javascript/definitions.scm"),
-            format!("{JS_REFS}\n{JSX}"),
-        ),
+    const REFS: &str = include_str!("../../queries/javascript/references.scm");
+    const JS_PARAMS: &str = include_str!("../../queries/javascript/parameters.scm");
+    const TS_REFS: &str = include_str!("../../queries/typescript/references.scm");
+    const JSX: &str = include_str!("../../queries/javascript/jsx-references.scm");
+    let cell = match language {
+        Language::TypeScript => &TS,
+        Language::Tsx => &TSX,
+        _ => &JS,
     };
     cell.get_or_init(|| {
+        let (defs, refs) = match language {
+            Language::TypeScript => ([DEFS, TS_DEFS].join("\n"), [REFS, TS_REFS].join("\n")),
+            Language::Tsx => ([DEFS, TS_DEFS].join("\n"), [REFS, TS_REFS, JSX].join("\n")),
+            _ => (DEFS.to_string(), [REFS, JS_PARAMS, JSX].join("\n")),
+        };
         let lang = grammar(language);
         let q = |src: &str| {
             Query::new(&lang, src).expect("bundled queries compile (checked by a test)")
         };
         Queries {
-            defs: q(defs),
+            defs: q(&defs),
             imports: q(IMPORTS),
             calls: q(CALLS),
             refs: q(&refs),
@@ -196,15 +199,11 @@ pub fn extract(
                 continue;
             }
         }
-        let body_start = def
-            .child_by_field_name("body")
-            .map_or(def.end_byte(), |b| b.start_byte());
-        let signature = source
-            .get(def.start_byte()..body_start)
+        let signature = def_head(source, def)
+            .lines()
+            .next()
             .unwrap_or("")
-            .trim_end()
             .to_string();
-        let signature = signature.lines().next().unwrap_or("").to_string();
         facts.defs.push(Def {
             kind,
             name: name_text,
@@ -213,7 +212,7 @@ pub fn extract(
             lines: (def.start_position().row + 1, def.end_position().row + 1),
             signature,
             doc: leading_comment(source, def),
-            hash: crate::patch::sha256_tagged(text(source, def).as_bytes()),
+            hash: sha(text(source, def)),
             bases: if kind == NodeKind::Class {
                 bases(source, def)
             } else {

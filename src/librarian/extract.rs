@@ -1,7 +1,7 @@
 //! Per-file facts from tree-sitter: definitions, imports, calls and constructor bindings. The
 //! queries live in `queries/<language>/*.scm` and are compiled once per process.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -192,7 +192,18 @@ fn docstring(source: &str, def: Node) -> Option<String> {
     None
 }
 
-fn sha(text: &str) -> String {
+/// A definition's text before its body (`def f(x) -> int:`, `export class A extends B`).
+pub(super) fn def_head<'s>(source: &'s str, def: Node) -> &'s str {
+    let body_start = def
+        .child_by_field_name("body")
+        .map_or(def.end_byte(), |b| b.start_byte());
+    source
+        .get(def.start_byte()..body_start)
+        .unwrap_or("")
+        .trim_end()
+}
+
+pub(super) fn sha(text: &str) -> String {
     crate::patch::sha256_tagged(text.as_bytes())
 }
 
@@ -256,15 +267,7 @@ pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> Fil
         }
         let name_text = text(source, name).to_string();
         parts.push(name_text.clone());
-        let body_start = def
-            .child_by_field_name("body")
-            .map_or(def.end_byte(), |b| b.start_byte());
-        let signature = source
-            .get(def.start_byte()..body_start)
-            .unwrap_or("")
-            .trim_end()
-            .trim_end_matches(':')
-            .to_string();
+        let signature = def_head(source, def).trim_end_matches(':').to_string();
         let bases = bases_node
             .map(|b| {
                 let mut c = b.walk();
@@ -406,8 +409,8 @@ impl Scopes {
         &self.ranges[i].2
     }
 
-    pub(super) fn find(&self, qualified: &str) -> Option<usize> {
-        self.ranges.iter().position(|r| r.2 == qualified)
+    pub(super) fn len(&self) -> usize {
+        self.ranges.len()
     }
 }
 
@@ -467,13 +470,19 @@ pub(super) fn collect_refs(
             }
         }
     }
+    // An enclosing scope is found by its qualified name; the first definition of a name is
+    // the one that counts, as for graph nodes.
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for i in (0..scopes.len()).rev() {
+        by_name.insert(scopes.name(i), i);
+    }
     let mut seen = HashSet::new();
     reads
         .into_iter()
         .filter(|&(scope, name, _)| {
             let shadowed = !globals.contains(&(scope, name))
                 && enclosing_scopes(scopes.name(scope))
-                    .any(|s| scopes.find(s).is_some_and(|i| bound.contains(&(i, name))));
+                    .any(|s| by_name.get(s).is_some_and(|&i| bound.contains(&(i, name))));
             !shadowed && seen.insert((scope, name))
         })
         .map(|(scope, name, line)| Reference {

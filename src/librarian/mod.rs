@@ -40,6 +40,9 @@ pub struct IndexOptions {
     pub max_file_size: u64,
 }
 
+/// Files larger than this are skipped unless `--max-file-size` says otherwise.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 2 * 1024 * 1024;
+
 #[derive(Debug, Default, Serialize)]
 pub struct IndexSummary {
     pub files: usize,
@@ -86,7 +89,7 @@ fn scan(root: &Path) -> Vec<Candidate> {
         let outside = outside.clone();
         let canonical_root = canonical_root.clone();
         let root = root.to_path_buf();
-        ignore::WalkBuilder::new(&root.clone())
+        ignore::WalkBuilder::new(&root)
             .follow_links(true)
             .filter_entry(move |e| {
                 if e.file_name() == ".ouroboros" || e.file_name() == ".git" {

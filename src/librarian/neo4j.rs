@@ -469,6 +469,7 @@ impl GraphStore for Neo4jStore {
                 stored.get(*p).is_none_or(|(_, old)| *old != fingerprint)
             })
             .collect();
+        let changed_set: std::collections::HashSet<&str> = changed.iter().copied().collect();
         let removed: Vec<&str> = stored
             .keys()
             .map(String::as_str)
@@ -480,7 +481,7 @@ impl GraphStore for Neo4jStore {
             .iter()
             .filter(|(hash, f)| {
                 stored.get(&f.path).is_none_or(|(old, _)| old != hash)
-                    || changed.contains(&f.path.as_str())
+                    || changed_set.contains(f.path.as_str())
             })
             .map(|(hash, f)| {
                 let json = serde_json::to_string(f).expect("facts serialize");

@@ -134,15 +134,17 @@ pub fn plan(
         .iter()
         .map(|(n, reason)| unit(graph, n, reason.clone()))
         .collect();
+    let mut unresolved_by_unit: HashMap<&str, Vec<&str>> = HashMap::new();
+    for u in &graph.graph.unresolved {
+        if ids.contains(u.source.as_str()) {
+            unresolved_by_unit
+                .entry(u.source.as_str())
+                .or_default()
+                .push(u.name.as_str());
+        }
+    }
     for (n, _) in &chosen {
-        let unresolved: Vec<&str> = graph
-            .graph
-            .unresolved
-            .iter()
-            .filter(|u| u.source == n.id)
-            .map(|u| u.name.as_str())
-            .collect();
-        if !unresolved.is_empty() {
+        if let Some(unresolved) = unresolved_by_unit.get(n.id.as_str()) {
             warnings.push(format!(
                 "{}: {} call(s) the graph could not resolve ({}); their behaviour is unknown to the plan",
                 n.symbol,
