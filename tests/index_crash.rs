@@ -6,17 +6,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ouroboros::librarian::{self, GraphStore, SqliteStore};
 
-fn jitter_ms(round: u32, max: u64) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    u64::from(nanos.wrapping_mul(2654435761).wrapping_add(round)) % max
-}
+#[path = "support/jitter.rs"]
+mod jitter;
 
 /// A project big enough that saving takes a while: `n` modules calling each other.
 fn write_project(root: &Path, n: usize, generation: u32) {
@@ -76,7 +71,7 @@ fn sigkill_mid_index_leaves_a_whole_graph() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(100 + jitter_ms(round, 1200)));
+        std::thread::sleep(Duration::from_millis(100 + jitter::jitter(round, 1200)));
         let _ = child.kill();
         let _ = child.wait();
         check_consistent(root);

@@ -6,9 +6,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ouroboros::patch::{apply, Snapshot};
+
+#[path = "support/jitter.rs"]
+mod jitter;
 
 const CHILD_ENV: &str = "OUROBOROS_CRASH_CHILD";
 const FILES: [&str; 3] = ["a.py", "pkg/b.js", "pkg/c.ts"];
@@ -47,14 +50,6 @@ fn seed_tree(root: &Path) {
     }
 }
 
-fn jitter_us(round: u32, max: u64) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    u64::from(nanos.wrapping_mul(2654435761).wrapping_add(round)) % max
-}
-
 #[test]
 fn sigkill_mid_apply_leaves_files_whole() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
@@ -85,7 +80,7 @@ fn sigkill_mid_apply_leaves_files_whole() {
         // Until one write has landed, allow more time: a loaded machine with slow fsync may need
         // it for the first apply. After that, kill early and often to land mid-write.
         let max = if saw_new { 400_000 } else { 2_000_000 };
-        std::thread::sleep(Duration::from_micros(5_000 + jitter_us(round, max)));
+        std::thread::sleep(Duration::from_micros(5_000 + jitter::jitter(round, max)));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         for f in FILES {
