@@ -96,6 +96,15 @@ pub fn parse_dtype(s: &str) -> Result<DType, String> {
     }
 }
 
+/// How provenance names an opened device: `cpu`, `cuda:N`, `metal`.
+pub fn describe(d: &Device) -> String {
+    match d.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".to_string(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
 pub fn dtype_name(d: DType) -> &'static str {
     match d {
         DType::F32 => "f32",

@@ -6,6 +6,7 @@
 //! [`patch`] engine and [`provenance`] records, and the [`cli`] that drives them.
 
 pub mod cli;
+pub mod compressor;
 pub mod device;
 pub mod diffusion;
 pub mod gate;

@@ -39,6 +39,32 @@ pub struct Recommended {
     pub top_p: Option<f64>,
 }
 
+/// The weights' identity for provenance and caches: `sha256:<hex>` of the file for a single
+/// safetensors file (what `sha256sum` prints), else the sha256 of the lines `<name> <sha256>` of
+/// each shard in name order. Files are streamed, not read whole.
+pub fn weights_sha256(shards: &[PathBuf]) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let file_sha = |p: &Path| -> std::io::Result<String> {
+        let mut h = Sha256::new();
+        std::io::copy(&mut std::fs::File::open(p)?, &mut h)?;
+        Ok(format!("{:x}", h.finalize()))
+    };
+    if let [one] = shards {
+        return Ok(format!("sha256:{}", file_sha(one)?));
+    }
+    let mut sorted: Vec<&PathBuf> = shards.iter().collect();
+    sorted.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
+    let mut h = Sha256::new();
+    for p in sorted {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        h.update(format!("{name} {}\n", file_sha(p)?).as_bytes());
+    }
+    Ok(format!("sha256:{:x}", h.finalize()))
+}
+
 const MANIFESTS: &[&str] = &[
     include_str!("../models/llada-8b-base.json"),
     include_str!("../models/llada-8b-instruct.json"),
@@ -207,6 +233,29 @@ pub fn pull(reference: &str) -> Result<PullRecord, ResolveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_hash_is_the_file_hash_or_a_hash_over_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("model-00001.safetensors");
+        let b = dir.path().join("model-00002.safetensors");
+        std::fs::write(&a, b"abc").unwrap();
+        std::fs::write(&b, b"def").unwrap();
+        assert_eq!(
+            weights_sha256(std::slice::from_ref(&a)).unwrap(),
+            sha256_tagged(b"abc")
+        );
+        let both = weights_sha256(&[b.clone(), a.clone()]).unwrap();
+        assert_eq!(both, weights_sha256(&[a.clone(), b.clone()]).unwrap());
+        let lines = format!(
+            "model-00001.safetensors {}\nmodel-00002.safetensors {}\n",
+            &sha256_tagged(b"abc")[7..],
+            &sha256_tagged(b"def")[7..]
+        );
+        assert_eq!(both, sha256_tagged(lines.as_bytes()));
+        std::fs::write(&b, b"deg").unwrap();
+        assert_ne!(weights_sha256(&[a, b]).unwrap(), both);
+    }
 
     #[test]
     fn bundled_manifests_parse_and_are_unique() {

@@ -64,14 +64,17 @@ fn units_come_callees_first_with_their_context() {
     assert_eq!(load.tests, vec!["tests/test_users.py"]);
     assert!(load.blast_radius >= 2);
     assert!(load.public_api);
-    assert_eq!(load.context[0].symbol, "svc.users.fetch");
-    assert_eq!(load.context[0].role, ContextRole::Definition);
+    assert_eq!(load.context_items[0].symbol, "svc.users.fetch");
+    assert_eq!(load.context_items[0].role, ContextRole::Definition);
     assert!(load
-        .context
+        .context_items
         .iter()
         .any(|c| c.symbol == "app.main" && c.role == ContextRole::CallerSignature));
     let fetch = &plan.units[pos("svc.users.fetch")];
-    assert!(fetch.context.iter().any(|c| c.symbol == "svc.users.TTL"));
+    assert!(fetch
+        .context_items
+        .iter()
+        .any(|c| c.symbol == "svc.users.TTL"));
     assert!(!plan.units[pos("svc.users._ping")].public_api);
 
     let w = plan.warnings.join("\n");
@@ -100,4 +103,78 @@ fn functions_narrow_the_plan_and_bad_names_are_errors() {
         reasoner::plan(&g, "t", &["svc/none.py".into()], &[]),
         Err(PlanError::UnknownTarget(_))
     ));
+}
+
+/// `plan --show-context --json` on a real (tiny, random-weight) checkpoint: the figures the
+/// issue asks for are there and consistent, the budget holds, and a second run scores nothing.
+#[test]
+fn show_context_compresses_within_budget_and_caches_scores() {
+    let dir = project();
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/diffusion/tiny-llada"
+    );
+    let run = |budget: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+            .current_dir(dir.path())
+            .args([
+                "plan",
+                "Add caching",
+                "-t",
+                "svc/users.py",
+                "--root",
+                ".",
+                "--json",
+                "--show-context",
+                "--model",
+                model,
+                "--budget",
+                budget,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run("20");
+    let load = first["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["symbol"] == "svc.users.load")
+        .unwrap();
+    let ctx = &load["context"];
+    let before = ctx["tokens_before"].as_u64().unwrap();
+    let after = ctx["tokens_after"].as_u64().unwrap();
+    assert!(before > 20, "{ctx}");
+    assert!(after <= 20, "{ctx}");
+    let ratio = ctx["compression_ratio"].as_f64().unwrap();
+    assert!((ratio - after as f64 / before as f64).abs() < 1e-12);
+    assert_eq!(ctx["scorer"]["model"], "tiny-llada");
+    assert!(ctx["scorer"]["weights_sha256"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(ctx["forward_passes"].as_u64().unwrap() > 0);
+    let items = ctx["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["symbol"] == "svc.users.fetch"));
+    assert!(items
+        .iter()
+        .all(|i| i["gain_full"].as_f64().unwrap().is_finite()));
+
+    let second = run("20");
+    let again = second["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["symbol"] == "svc.users.load")
+        .unwrap();
+    assert_eq!(again["context"]["forward_passes"], 0);
+    assert_eq!(ctx["cache_hits"], 0);
+    assert!(again["context"]["cache_hits"].as_u64().unwrap() >= items.len() as u64);
+    assert_eq!(again["context"]["items"], ctx["items"]);
 }

@@ -4,9 +4,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::exit;
+use super::gen_opts::{load_model, ModelArgs};
 use super::graph_opts::GraphArgs;
+use crate::compressor::{
+    self, CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy,
+};
 use crate::librarian::{self, CodeGraph, IndexOptions};
-use crate::reasoner::{self, ContextRole};
+use crate::reasoner::{self, ContextRole, Plan};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,8 +28,57 @@ pub struct Args {
     pub root: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    /// Also compress each unit's context to the generator's budget and show what was kept.
+    #[arg(long)]
+    pub show_context: bool,
+    /// Context budget in tokens (default: the model's window less twice the unit, less 16).
+    #[arg(long, value_name = "TOKENS", requires = "show_context")]
+    pub budget: Option<usize>,
+    /// How context is ranked: model (the diffusion model's loss gain), graph (planner
+    /// priorities) or signatures (signatures only, by priority).
+    #[arg(long, default_value = "model", requires = "show_context", value_parser = parse_strategy)]
+    pub scorer: Strategy,
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse()
+}
+
+/// Each unit's compressed context, in plan order: the code path `refactor` uses.
+fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<CompressedContext>> {
+    let loaded = load_model(&args.model)?;
+    let model = &loaded.model;
+    let weights = if args.scorer == Strategy::Model {
+        crate::models::weights_sha256(&model.shards)
+            .with_context(|| format!("hashing the weights of {}", model.dir.display()))?
+    } else {
+        String::new()
+    };
+    let mut scorer = DiffusionScorer::new(model, weights);
+    let mut cache = ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))?;
+    let mut compressor = Compressor {
+        strategy: args.scorer,
+        codec: &model.codec,
+        scorer: Some(&mut scorer),
+        cache: Some(&mut cache),
+    };
+    let mut sources = Sources::default();
+    let mut out = Vec::new();
+    for unit in &plan.units {
+        let (code, candidates) = sources.gather(root, unit)?;
+        let budget = match args.budget {
+            Some(b) => b,
+            None => {
+                compressor::default_budget(model.max_positions(), model.codec.encode(&code)?.len())
+            }
+        };
+        out.push(compressor.compress(unit, &code, &candidates, budget)?);
+    }
+    Ok(out)
 }
 
 /// A target as the graph names it: relative to the repository root, with `/`.
@@ -42,6 +95,39 @@ fn repo_relative(root: &Path, target: &Path) -> anyhow::Result<String> {
         )
     })?;
     Ok(rel.to_string_lossy().replace('\\', "/"))
+}
+
+fn print_context(c: &CompressedContext) {
+    println!(
+        "    context: {} -> {} tokens (ratio {:.2}, budget {}, scorer {}{}, {:.0} ms, {} forward passes, {} cached)",
+        c.tokens_before,
+        c.tokens_after,
+        c.compression_ratio,
+        c.budget,
+        c.strategy,
+        c.scorer
+            .as_ref()
+            .map(|s| format!(" {} on {}", s.model, s.device))
+            .unwrap_or_default(),
+        c.duration_ms,
+        c.forward_passes,
+        c.cache_hits
+    );
+    for it in &c.items {
+        let form = match it.form {
+            Form::Full => "whole",
+            Form::Signature => "signature",
+            Form::Dropped => "dropped",
+        };
+        let gain = it
+            .gain_full
+            .map(|g| format!("  gain {g:+.3}"))
+            .unwrap_or_default();
+        println!(
+            "      {form:<9} {:>5}/{:<5} {}{gain}",
+            it.tokens, it.full_tokens, it.symbol
+        );
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -63,8 +149,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     let graph = CodeGraph::new(opened.store.load_graph()?);
     let plan = reasoner::plan(&graph, &args.task, &targets, &args.functions)?;
+    let contexts = if args.show_context {
+        Some(compress_plan(&root, &plan, &args)?)
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        let mut value = serde_json::to_value(&plan)?;
+        if let (Some(contexts), Some(units)) = (&contexts, value["units"].as_array_mut()) {
+            for (u, c) in units.iter_mut().zip(contexts) {
+                u["context"] = serde_json::to_value(c)?;
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::from(exit::OK));
     }
     if summary.parsed > 0 {
@@ -98,13 +195,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         );
         let defs: Vec<&str> = u
-            .context
+            .context_items
             .iter()
             .filter(|c| c.role == ContextRole::Definition)
             .map(|c| c.symbol.as_str())
             .collect();
         if !defs.is_empty() {
             println!("    needs: {}", defs.join(", "));
+        }
+        if let Some(c) = contexts.as_ref().map(|c| &c[i]) {
+            print_context(c);
         }
     }
     for w in &plan.warnings {

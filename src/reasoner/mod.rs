@@ -47,7 +47,8 @@ pub struct EditUnit {
     pub tests: Vec<String>,
     /// Whether code outside its module may use it (no leading underscore; for JS/TS, exported).
     pub public_api: bool,
-    pub context: Vec<ContextItem>,
+    /// What the unit needs to see, best first; the compressor fits it to the generator's budget.
+    pub context_items: Vec<ContextItem>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +56,10 @@ pub struct ContextItem {
     pub symbol: String,
     pub file: String,
     pub lines: (usize, usize),
+    /// The definition's head (`def f(x) -> int`, `class A(B)`), what a signature-only form shows.
+    pub signature: String,
+    /// The first line of its docstring, if it has one.
+    pub doc: Option<String>,
     pub role: ContextRole,
     /// Higher first; the compressor keeps what it can from the top.
     pub priority: f64,
@@ -197,7 +202,9 @@ fn is_public(n: &GraphNode) -> bool {
     }
 }
 
-fn unit(graph: &CodeGraph, n: &GraphNode, reason: String) -> EditUnit {
+/// The edit unit for one graph node, as `plan` builds it (also used to evaluate the compressor
+/// on functions picked outside a plan).
+pub fn unit(graph: &CodeGraph, n: &GraphNode, reason: String) -> EditUnit {
     let symbols = |v: Vec<crate::librarian::query::Reached>| -> Vec<String> {
         v.into_iter().map(|r| r.symbol).collect()
     };
@@ -211,6 +218,8 @@ fn unit(graph: &CodeGraph, n: &GraphNode, reason: String) -> EditUnit {
                 symbol: used.symbol.clone(),
                 file: def.file.clone(),
                 lines: def.lines,
+                signature: def.signature.clone(),
+                doc: first_doc_line(def),
                 role: ContextRole::Definition,
                 priority: DEFINITION_PRIORITY + score,
             });
@@ -222,6 +231,8 @@ fn unit(graph: &CodeGraph, n: &GraphNode, reason: String) -> EditUnit {
                 symbol: caller.symbol.clone(),
                 file: def.file.clone(),
                 lines: def.lines,
+                signature: def.signature.clone(),
+                doc: first_doc_line(def),
                 role: ContextRole::CallerSignature,
                 priority: CALLER_PRIORITY,
             });
@@ -244,8 +255,15 @@ fn unit(graph: &CodeGraph, n: &GraphNode, reason: String) -> EditUnit {
         blast_radius: graph.blast_radius(n).len(),
         tests: graph.tests_reaching(n),
         public_api: is_public(n),
-        context,
+        context_items: context,
     }
+}
+
+fn first_doc_line(n: &GraphNode) -> Option<String> {
+    n.doc
+        .as_deref()
+        .and_then(|d| d.lines().map(str::trim).find(|l| !l.is_empty()))
+        .map(str::to_string)
 }
 
 /// Order units so that a unit comes after the units it calls, reads or inherits from (Kahn's

@@ -1,0 +1,481 @@
+//! The Compressor: fits each edit unit's context into the generator's token budget, keeping what
+//! matters most.
+//!
+//! The reasoner names the context a unit needs (definitions it uses, callers' signatures) with
+//! graph priorities. Here each item gets two forms, its whole code and its signature (with the
+//! first docstring line, in the manner of Aider's repo map), and a value for each form:
+//! - `model`: the diffusion model's own masked-token loss gain on the unit (see `score`), cached
+//!   per content hash;
+//! - `graph`: the planner's priority, no model;
+//! - `signatures`: signatures only, by priority (the repo-map baseline).
+//!
+//! A multiple-choice knapsack then picks one form or nothing per item within the budget. The
+//! unit's own code is not a context item, so it is never cut.
+
+pub mod cache;
+mod knapsack;
+mod score;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use cache::ScoreCache;
+pub use score::DiffusionScorer;
+
+use crate::diffusion::model::ModelError;
+use crate::diffusion::tokenizer::{TextCodec, TokenizerError};
+use crate::reasoner::{ContextItem, ContextRole, EditUnit};
+use knapsack::Choice;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompressError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{start}-{end}: the file has only {lines} lines now; re-index and plan again")]
+    Stale {
+        file: String,
+        start: usize,
+        end: usize,
+        lines: usize,
+    },
+    #[error("scoring model: {0}")]
+    Model(#[from] ModelError),
+    #[error("scoring model: {0}")]
+    Compute(#[from] candle_core::Error),
+    #[error("score cache {path}: {message}")]
+    Cache { path: String, message: String },
+    #[error("{0}")]
+    Tokenizer(#[from] TokenizerError),
+    #[error("--scorer model needs a scoring model")]
+    NoScorer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Model,
+    Graph,
+    Signatures,
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "model" => Ok(Strategy::Model),
+            "graph" => Ok(Strategy::Graph),
+            "signatures" => Ok(Strategy::Signatures),
+            other => Err(format!(
+                "--scorer {other}: expected model, graph or signatures"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Model => "model",
+            Strategy::Graph => "graph",
+            Strategy::Signatures => "signatures",
+        })
+    }
+}
+
+/// What scored the context, for provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScorerInfo {
+    pub method: String,
+    pub model: String,
+    pub weights_sha256: String,
+    pub device: String,
+    pub dtype: String,
+}
+
+pub trait Scorer {
+    fn info(&self) -> ScorerInfo;
+    fn forward_passes(&self) -> usize;
+    /// For each context text, how much it helps the model with the unit's code (higher is more).
+    fn gains(&mut self, unit_code: &str, contexts: &[&str]) -> Result<Vec<f64>, CompressError>;
+}
+
+/// A context item with its two renderings, ready to be costed and scored.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub item: ContextItem,
+    pub full: String,
+    /// `None` when the signature form would be no shorter than the whole item.
+    pub signature: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    Full,
+    Signature,
+    Dropped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptItem {
+    pub symbol: String,
+    pub file: String,
+    pub lines: (usize, usize),
+    pub role: ContextRole,
+    pub form: Form,
+    /// Tokens this item takes in the context as kept (0 when dropped).
+    pub tokens: usize,
+    pub full_tokens: usize,
+    pub priority: f64,
+    /// Model scoring: the loss gain of the whole item and of its signature (nats per token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gain_full: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gain_signature: Option<f64>,
+}
+
+/// One unit's compressed context and the figures provenance records.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompressedContext {
+    pub unit: String,
+    pub strategy: Strategy,
+    pub budget: usize,
+    /// Every item whole, counted item by item with the generator's tokenizer.
+    pub tokens_before: usize,
+    pub tokens_after: usize,
+    /// after / before (1.0 when there was no context at all).
+    pub compression_ratio: f64,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scorer: Option<ScorerInfo>,
+    pub forward_passes: usize,
+    pub cache_hits: usize,
+    pub items: Vec<KeptItem>,
+    /// The kept items rendered in priority order, ready to precede the unit in a canvas.
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// The budget `plan` and `refactor` use when none is given: the model's window less room for the
+/// unit twice (the original in the prompt and the rewritten one on the canvas) and a margin.
+pub fn default_budget(max_positions: usize, unit_tokens: usize) -> usize {
+    max_positions.saturating_sub(2 * unit_tokens + 16)
+}
+
+/// Spare capacity in the knapsack's tie-break: among items the model finds equally (un)helpful,
+/// the planner's priority decides, and spare budget is spent in priority order.
+const PRIORITY_TIE_BREAK: f64 = 1e-3;
+
+/// Source files read once per compression run.
+#[derive(Default)]
+pub struct Sources {
+    files: HashMap<String, String>,
+}
+
+impl Sources {
+    fn lines(
+        &mut self,
+        root: &Path,
+        file: &str,
+        span: (usize, usize),
+    ) -> Result<String, CompressError> {
+        if !self.files.contains_key(file) {
+            let text =
+                std::fs::read_to_string(root.join(file)).map_err(|source| CompressError::Read {
+                    file: file.to_string(),
+                    source,
+                })?;
+            self.files.insert(file.to_string(), text);
+        }
+        let text = &self.files[file];
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let (a, b) = span;
+        if a == 0 || b < a || b > lines.len() {
+            return Err(CompressError::Stale {
+                file: file.to_string(),
+                start: a,
+                end: b,
+                lines: lines.len(),
+            });
+        }
+        Ok(lines[a - 1..b].concat())
+    }
+
+    /// The unit's code and its context candidates, read from the working tree under `root`.
+    pub fn gather(
+        &mut self,
+        root: &Path,
+        unit: &EditUnit,
+    ) -> Result<(String, Vec<Candidate>), CompressError> {
+        let code = self.lines(root, &unit.file, unit.lines)?;
+        let comment = comment_prefix(&unit.file);
+        let mut out = Vec::new();
+        for item in &unit.context_items {
+            let body = self.lines(root, &item.file, item.lines)?;
+            let full = format!(
+                "{comment} {}:{}-{} {}\n{}{}",
+                item.file,
+                item.lines.0,
+                item.lines.1,
+                item.symbol,
+                dedent(&body),
+                if body.ends_with('\n') { "" } else { "\n" }
+            );
+            let sig = render_signature(item);
+            let signature = sig.filter(|s| s.len() < body.len()).map(|s| {
+                format!(
+                    "{comment} {}:{} {}\n{s}",
+                    item.file, item.lines.0, item.symbol
+                )
+            });
+            out.push(Candidate {
+                item: item.clone(),
+                full,
+                signature,
+            });
+        }
+        Ok((code, out))
+    }
+}
+
+fn comment_prefix(file: &str) -> &'static str {
+    if file.ends_with(".py") || file.ends_with(".pyi") {
+        "#"
+    } else {
+        "//"
+    }
+}
+
+/// Methods keep their class's indentation in the file; as context they stand alone.
+fn dedent(text: &str) -> String {
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    text.split_inclusive('\n')
+        .map(|l| {
+            if l.len() >= indent {
+                &l[indent..]
+            } else {
+                l.trim_start()
+            }
+        })
+        .collect()
+}
+
+fn render_signature(item: &ContextItem) -> Option<String> {
+    let sig = item.signature.trim();
+    if sig.is_empty() {
+        return None;
+    }
+    let python = item.file.ends_with(".py") || item.file.ends_with(".pyi");
+    Some(if python {
+        let is_def = ["def ", "async def ", "class "]
+            .iter()
+            .any(|k| sig.starts_with(k));
+        if !is_def {
+            format!("{sig}\n")
+        } else {
+            let doc = item
+                .doc
+                .as_deref()
+                .map(|d| format!("    \"\"\"{}\"\"\"\n", d.replace("\"\"\"", "'''")))
+                .unwrap_or_default();
+            format!("{sig}:\n{doc}    ...\n")
+        }
+    } else if sig.ends_with(';') || (sig.contains(" = ") && !sig.contains("=>")) {
+        format!("{sig}\n")
+    } else {
+        let doc = item
+            .doc
+            .as_deref()
+            .map(|d| format!("/** {} */\n", d.replace("*/", "* /")))
+            .unwrap_or_default();
+        format!("{doc}{sig} {{ /* … */ }}\n")
+    })
+}
+
+pub struct Compressor<'a> {
+    pub strategy: Strategy,
+    pub codec: &'a TextCodec,
+    pub scorer: Option<&'a mut dyn Scorer>,
+    pub cache: Option<&'a mut ScoreCache>,
+}
+
+impl Compressor<'_> {
+    pub fn compress(
+        &mut self,
+        unit: &EditUnit,
+        unit_code: &str,
+        candidates: &[Candidate],
+        budget: usize,
+    ) -> Result<CompressedContext, CompressError> {
+        let started = Instant::now();
+        let count = |s: &str| -> Result<usize, CompressError> { Ok(self.codec.encode(s)?.len()) };
+        let mut full_tokens = Vec::with_capacity(candidates.len());
+        let mut sig_tokens = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            full_tokens.push(count(&c.full)?);
+            sig_tokens.push(c.signature.as_deref().map(count).transpose()?);
+        }
+        let tokens_before: usize = full_tokens.iter().sum();
+
+        let mut gains: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); candidates.len()];
+        let mut cache_hits = 0;
+        let forwards_before = self.scorer.as_ref().map_or(0, |s| s.forward_passes());
+        if self.strategy == Strategy::Model {
+            let scorer = self.scorer.as_deref_mut().ok_or(CompressError::NoScorer)?;
+            let info = scorer.info();
+            let scorer_id = format!("{}|{}", info.method, info.weights_sha256);
+            // Every text to score, with where its gain goes; cached ones are filled at once.
+            let mut wanted: Vec<(usize, bool, &str, String)> = Vec::new();
+            for (i, c) in candidates.iter().enumerate() {
+                wanted.push((
+                    i,
+                    true,
+                    &c.full,
+                    ScoreCache::key(&scorer_id, unit_code, &c.full),
+                ));
+                if let Some(s) = &c.signature {
+                    wanted.push((i, false, s, ScoreCache::key(&scorer_id, unit_code, s)));
+                }
+            }
+            let mut misses = Vec::new();
+            for (i, whole, text, key) in wanted {
+                let hit = match self.cache.as_deref() {
+                    Some(cache) => cache.get(&key)?,
+                    None => None,
+                };
+                match hit {
+                    Some(g) => {
+                        cache_hits += 1;
+                        set_gain(&mut gains[i], whole, g);
+                    }
+                    None => misses.push((i, whole, text, key)),
+                }
+            }
+            if !misses.is_empty() {
+                let texts: Vec<&str> = misses.iter().map(|m| m.2).collect();
+                let scored = scorer.gains(unit_code, &texts)?;
+                let mut fresh = Vec::with_capacity(misses.len());
+                for ((i, whole, _, key), g) in misses.into_iter().zip(scored) {
+                    set_gain(&mut gains[i], whole, g);
+                    fresh.push((key, g));
+                }
+                if let Some(cache) = self.cache.as_deref_mut() {
+                    cache.put(&fresh)?;
+                }
+            }
+        }
+
+        let options: Vec<Vec<Choice>> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let p = c.item.priority;
+                let mut opts = Vec::new();
+                let (full_value, sig_value) = match self.strategy {
+                    Strategy::Model => (
+                        gains[i].0.unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p,
+                        gains[i].1.unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p * 0.5,
+                    ),
+                    Strategy::Graph => (p, 0.5 * p),
+                    // Only signatures; an item with no shorter signature goes in whole.
+                    Strategy::Signatures => (if c.signature.is_none() { p } else { 0.0 }, p),
+                };
+                opts.push(Choice {
+                    cost: full_tokens[i],
+                    value: full_value,
+                });
+                if let Some(t) = sig_tokens[i] {
+                    opts.push(Choice {
+                        cost: t,
+                        value: sig_value,
+                    });
+                }
+                opts
+            })
+            .collect();
+        // Beyond the cost of keeping everything whole, more budget changes nothing.
+        let picks = knapsack::solve(&options, budget.min(tokens_before));
+
+        let mut items = Vec::with_capacity(candidates.len());
+        let mut text = String::new();
+        let mut tokens_after = 0;
+        for (i, c) in candidates.iter().enumerate() {
+            let form = match picks[i] {
+                None => Form::Dropped,
+                Some(0) => Form::Full,
+                Some(_) => Form::Signature,
+            };
+            let tokens = match form {
+                Form::Full => full_tokens[i],
+                Form::Signature => sig_tokens[i].unwrap_or(0),
+                Form::Dropped => 0,
+            };
+            match form {
+                Form::Full => text.push_str(&c.full),
+                Form::Signature => text.push_str(c.signature.as_deref().unwrap_or("")),
+                Form::Dropped => {}
+            }
+            tokens_after += tokens;
+            items.push(KeptItem {
+                symbol: c.item.symbol.clone(),
+                file: c.item.file.clone(),
+                lines: c.item.lines,
+                role: c.item.role,
+                form,
+                tokens,
+                full_tokens: full_tokens[i],
+                priority: c.item.priority,
+                gain_full: gains[i].0,
+                gain_signature: gains[i].1,
+            });
+        }
+        let scorer = match self.strategy {
+            Strategy::Model => self.scorer.as_ref().map(|s| s.info()),
+            _ => None,
+        };
+        let forward_passes =
+            self.scorer.as_ref().map_or(0, |s| s.forward_passes()) - forwards_before;
+        Ok(CompressedContext {
+            unit: unit.symbol.clone(),
+            strategy: self.strategy,
+            budget,
+            tokens_before,
+            tokens_after,
+            compression_ratio: if tokens_before == 0 {
+                1.0
+            } else {
+                tokens_after as f64 / tokens_before as f64
+            },
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            scorer,
+            forward_passes,
+            cache_hits,
+            items,
+            text,
+        })
+    }
+}
+
+fn set_gain(slot: &mut (Option<f64>, Option<f64>), whole: bool, g: f64) {
+    if whole {
+        slot.0 = Some(g);
+    } else {
+        slot.1 = Some(g);
+    }
+}
+
+#[cfg(test)]
+mod tests;
