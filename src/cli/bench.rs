@@ -16,10 +16,23 @@ const PROMPTS: &[&str] = &[
     "def parse_config(path):\n    with open(path) as f:\n",
 ];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Eval {
+    /// Denoising speed on a fixed prompt set, swept over steps, lengths, samplers.
+    Speed,
+    /// What context compression costs: recall of called definitions per scorer and budget.
+    Compression,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "speed")]
+    pub eval: Eval,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub compression: super::bench_compression::CompressionArgs,
     /// Step counts to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "8,16,32,64")]
     pub steps: Vec<usize>,
@@ -68,7 +81,7 @@ struct Row {
     date: String,
 }
 
-fn mean_sd(xs: &[f64]) -> (f64, f64) {
+pub(super) fn mean_sd(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n.max(1.0);
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
@@ -98,6 +111,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--reps must be at least 1");
     }
     let loaded = load_model(&args.model)?;
+    if args.eval == Eval::Compression {
+        let rows = super::bench_compression::run(&loaded, &args.compression, args.seed)?;
+        super::bench_compression::print(&rows, &args.output)?;
+        return Ok(ExitCode::from(exit::OK));
+    }
     let model = &loaded.model;
     let backend = loaded.device.to_string();
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();

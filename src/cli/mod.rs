@@ -2,6 +2,7 @@
 
 mod apply;
 mod bench;
+mod bench_compression;
 mod deps;
 mod gen_opts;
 mod generate;
