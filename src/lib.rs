@@ -5,6 +5,7 @@
 //! patch → provenance. This crate currently holds the model-free core: the safety [`gate`], the
 //! [`patch`] engine and [`provenance`] records, and the [`cli`] that drives them.
 
+pub mod builder;
 pub mod cli;
 pub mod compressor;
 pub mod device;

@@ -1,0 +1,248 @@
+//! The Builder: writes one edit unit with the diffusion model, and repairs what the gate
+//! rejects.
+//!
+//! **Infill** is the mode for base checkpoints: the unit's body lines are replaced by a span of
+//! masks between the file's text before and after them (and the compressed context ahead of
+//! it all), and the model fills the span. The span is longer than the body it will hold; the
+//! bundled model learned to end a body with `<|pad|>`, LLaDA and Dream checkpoints end with
+//! their EOS token, and everything from the first such token on is discarded.
+//!
+//! **Repair** is diffusion-native self-healing: the tokens that overlap the gate's error spans,
+//! plus a margin, are masked again and denoised with every other token of the canvas fixed.
+//! See `heal` for the loop that alternates repair and regeneration.
+
+pub mod heal;
+
+use std::ops::Range;
+
+use crate::diffusion::{generate, Canvas, GenerateConfig, GenerateError, Generation};
+use crate::diffusion::{tokenizer::TokenizerError, DiffusionLm};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("lines {start}-{end}: outside the file ({lines} lines)")]
+    Lines {
+        start: usize,
+        end: usize,
+        lines: usize,
+    },
+    #[error("span of {span} tokens does not fit the model's {max} positions")]
+    SpanTooLong { span: usize, max: usize },
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+}
+
+/// The bodies the bundled model was trained on fill spans of these lengths; other lengths work
+/// but are less familiar to it.
+pub const SPAN_BUCKETS: [usize; 4] = [32, 64, 128, 256];
+
+/// The smallest bucket that holds `tokens` (the largest bucket if none does).
+pub fn span_for(tokens: usize) -> usize {
+    SPAN_BUCKETS
+        .iter()
+        .copied()
+        .find(|&b| b >= tokens)
+        .unwrap_or(SPAN_BUCKETS[SPAN_BUCKETS.len() - 1])
+}
+
+/// One written unit: the file around it, the canvas it came from, and the body as text.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The file's text before and after the replaced lines.
+    pub prefix: String,
+    pub suffix: String,
+    pub canvas: Canvas,
+    /// The body: the span's tokens up to the first end marker, decoded, ending in a newline.
+    pub body: String,
+    /// Canvas position and byte range in `body` of each token the body is made of.
+    pieces: Vec<(usize, Range<usize>)>,
+    pub generation: Generation,
+}
+
+impl Draft {
+    /// The whole file with this body in place.
+    pub fn patched(&self) -> String {
+        format!("{}{}{}", self.prefix, self.body, self.suffix)
+    }
+
+    /// Tokens of the body (end markers and what follows them excluded).
+    pub fn body_tokens(&self) -> Vec<u32> {
+        self.pieces
+            .iter()
+            .map(|(p, _)| self.canvas.tokens[*p])
+            .collect()
+    }
+}
+
+pub struct Builder<'m> {
+    pub model: &'m DiffusionLm,
+    /// Tokens that end a body: the pad token if the tokenizer has one, and the model's EOS.
+    end_ids: Vec<u32>,
+}
+
+impl<'m> Builder<'m> {
+    pub fn new(model: &'m DiffusionLm) -> Builder<'m> {
+        let mut end_ids = model.eos_ids.clone();
+        for t in ["<|pad|>", "<pad>", "[PAD]"] {
+            if let Some(id) = model.codec.token_id(t) {
+                end_ids.push(id);
+            }
+        }
+        Builder { model, end_ids }
+    }
+
+    /// Replace lines `lines` (1-based, inclusive) of `source` with `span` masks and denoise them.
+    /// `context` (rendered context items, possibly empty) goes ahead of the file's text. When
+    /// the canvas would not fit, the text farthest from the span is cut first, keeping at least
+    /// half the window for what precedes the span when there is that much of it.
+    pub fn infill(
+        &self,
+        source: &str,
+        lines: (usize, usize),
+        context: &str,
+        span: usize,
+        cfg: &GenerateConfig,
+    ) -> Result<Draft, BuildError> {
+        let all: Vec<&str> = source.split_inclusive('\n').collect();
+        let (a, b) = lines;
+        if a == 0 || b < a || b > all.len() {
+            return Err(BuildError::Lines {
+                start: a,
+                end: b,
+                lines: all.len(),
+            });
+        }
+        let prefix: String = all[..a - 1].concat();
+        let suffix: String = all[b..].concat();
+        let max = self.model.max_positions();
+        if span >= max {
+            return Err(BuildError::SpanTooLong { span, max });
+        }
+        let codec = &self.model.codec;
+        let mut before = codec.encode(context)?;
+        before.extend(codec.encode(&prefix)?);
+        let after = codec.encode(&suffix)?;
+        let window = max - span;
+        let n_before = before
+            .len()
+            .min((window / 2).max(window.saturating_sub(after.len())));
+        let n_after = after.len().min(window - n_before);
+        let canvas = Canvas::for_infill(
+            &before[before.len() - n_before..],
+            span,
+            &after[..n_after],
+            self.model.mask_id,
+        );
+        let cfg = span_config(cfg, span, span);
+        let generation = generate(self.model, canvas, &cfg, |_| {})?;
+        Ok(self.draft(prefix, suffix, generation))
+    }
+
+    /// Mask again the body tokens that overlap `errors` (byte ranges in the patched file) with
+    /// `margin` tokens either side, and denoise only those. Errors past the body's end (a block
+    /// left open, say) also re-mask the body's last tokens and the end markers after them, so
+    /// the body can grow.
+    pub fn repair(
+        &self,
+        draft: &Draft,
+        errors: &[Range<usize>],
+        margin: usize,
+        cfg: &GenerateConfig,
+    ) -> Result<(Draft, usize), BuildError> {
+        let start = draft.prefix.len();
+        let end = start + draft.body.len();
+        let n = draft.pieces.len();
+        let mut hit = vec![false; n];
+        let mut grow = false;
+        for e in errors {
+            // Where the damage is reported relative to the body, clamped into it.
+            let lo = e.start.clamp(start, end) - start;
+            let hi = e.end.max(e.start + 1).clamp(start, end) - start;
+            if e.start >= end {
+                grow = true;
+            }
+            for (i, (_, r)) in draft.pieces.iter().enumerate() {
+                let overlaps = r.start < hi.max(lo + 1) && r.end > lo;
+                let touches_end = lo == draft.body.len() && i + 1 == n;
+                if overlaps || touches_end {
+                    hit[i] = true;
+                }
+            }
+        }
+        let mut chosen: Vec<usize> = Vec::new();
+        for i in 0..n {
+            let near = (i.saturating_sub(margin)..=(i + margin).min(n.saturating_sub(1)))
+                .any(|j| hit.get(j).copied().unwrap_or(false));
+            if near {
+                chosen.push(draft.pieces[i].0);
+            }
+        }
+        let span = draft.canvas.span.clone();
+        let body_end = draft.pieces.last().map_or(span.start, |(p, _)| p + 1);
+        if grow || chosen.last().is_some_and(|&p| p + 1 == body_end) {
+            chosen.extend(body_end..(body_end + margin.max(1)).min(span.end));
+        }
+        if chosen.is_empty() {
+            // Nothing located inside the body: re-mask all of it.
+            chosen.extend(span.clone());
+        }
+        let mut canvas = draft.canvas.clone();
+        for &p in &chosen {
+            canvas.tokens[p] = self.model.mask_id;
+        }
+        let cfg = span_config(cfg, span.len(), chosen.len());
+        let generation = generate(self.model, canvas, &cfg, |_| {})?;
+        Ok((
+            self.draft(draft.prefix.clone(), draft.suffix.clone(), generation),
+            chosen.len(),
+        ))
+    }
+
+    fn draft(&self, prefix: String, suffix: String, generation: Generation) -> Draft {
+        let codec = &self.model.codec;
+        let span = generation.canvas.span.clone();
+        let tokens = &generation.canvas.tokens;
+        let stop = span
+            .clone()
+            .find(|&p| self.end_ids.contains(&tokens[p]))
+            .unwrap_or(span.end);
+        let kept: Vec<u32> = tokens[span.start..stop].to_vec();
+        // Byte ranges by decoding growing prefixes: byte-level BPE can split a character over
+        // tokens, so decoding tokens one at a time would not add up.
+        let mut pieces = Vec::with_capacity(kept.len());
+        let mut prev = 0;
+        for i in 0..kept.len() {
+            let len = codec.decode(&kept[..=i], false).len();
+            pieces.push((span.start + i, prev..len.max(prev)));
+            prev = len.max(prev);
+        }
+        let mut body = codec.decode(&kept, false);
+        if !body.is_empty() && !body.ends_with('\n') {
+            body.push('\n');
+        }
+        Draft {
+            prefix,
+            suffix,
+            canvas: generation.canvas.clone(),
+            body,
+            pieces,
+            generation,
+        }
+    }
+}
+
+/// The caller's sampling settings on a span of `span` tokens with `masked` of them to fill:
+/// one block, and no more steps than there are tokens to commit.
+fn span_config(cfg: &GenerateConfig, span: usize, masked: usize) -> GenerateConfig {
+    GenerateConfig {
+        gen_length: span,
+        block_length: span,
+        steps: cfg.steps.clamp(1, masked.max(1)),
+        ..cfg.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests;
