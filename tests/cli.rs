@@ -370,3 +370,94 @@ fn index_and_deps_on_both_stores() {
     assert_eq!(anonymous.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("OUROBOROS_NEO4J_PASSWORD"));
 }
+
+const TINY_LLADA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/diffusion/tiny-llada"
+);
+
+fn jsonl(o: &Output) -> Vec<serde_json::Value> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Both evaluations run end to end on the random-weight fixture: one row per varied setting,
+/// rates within [0, 1], and the function counts the inputs imply.
+#[test]
+fn bench_infill_and_compression_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    fs::create_dir_all(r.join("pkg")).unwrap();
+    fs::write(
+        r.join("pkg/calc.py"),
+        "def helper(values):\n    \"\"\"Sum of squares.\"\"\"\n    total = 0\n    for v in values:\n        total += v * v\n    return total\n\n\ndef report(values):\n    s = helper(values)\n    print(s)\n    return s\n\n\ndef one(): return 1\n",
+    )
+    .unwrap();
+    let rows = jsonl(&ouroboros(
+        r,
+        &[
+            "bench",
+            "--eval",
+            "infill",
+            "--model",
+            TINY_LLADA,
+            "--files",
+            "pkg",
+            "--infill-steps",
+            "4,span",
+            "--max-retries",
+            "1",
+            "-o",
+            "jsonl",
+        ],
+    ));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["steps"], "4");
+    assert_eq!(rows[1]["steps"], "span");
+    for row in &rows {
+        // helper and report; `one` has no body line of its own.
+        assert_eq!(row["functions"], 2);
+        for k in ["gate_pass", "gate_pass_healed", "token_accuracy"] {
+            let v = row[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+        }
+        assert!(row["gate_pass_healed"].as_f64() >= row["gate_pass"].as_f64());
+    }
+
+    let rows = jsonl(&ouroboros(
+        r,
+        &[
+            "bench",
+            "--eval",
+            "compression",
+            "--model",
+            TINY_LLADA,
+            "--root",
+            ".",
+            "--min-context",
+            "1",
+            "--budgets",
+            "50,100",
+            "--scorer",
+            "graph,signatures",
+            "-o",
+            "jsonl",
+        ],
+    ));
+    assert_eq!(rows.len(), 4);
+    let full = rows
+        .iter()
+        .find(|r| r["scorer"] == "graph" && r["budget_pct"] == 100)
+        .unwrap();
+    // report calls helper; with the whole budget nothing is dropped.
+    assert_eq!(full["functions"], 1);
+    assert_eq!(full["recall_whole_mean"], 1.0);
+    assert_eq!(full["ratio_mean"], 1.0);
+
+    let bad = ouroboros(r, &["bench", "--eval", "infill", "--model", TINY_LLADA]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--files"));
+}

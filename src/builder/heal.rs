@@ -66,6 +66,9 @@ pub struct Healed {
     pub draft: Draft,
     pub report: GateReport,
     pub attempts: Vec<AttemptLog>,
+    /// The first generation's body tokens and its denoising time, before any healing.
+    pub first_body_tokens: Vec<u32>,
+    pub first_seconds: f64,
 }
 
 impl Healed {
@@ -98,6 +101,8 @@ pub fn build(
     let mut draft = builder.infill(site.original, site.lines, site.context, site.span, cfg)?;
     let mut report = gate.check_change(site.original, &draft.patched(), site.kind);
     let mut attempts = vec![log(0, Action::Generate, &draft, &report, None, started)];
+    let first_body_tokens = draft.body_tokens();
+    let first_seconds = draft.generation.seconds;
     for attempt in 1..=opts.max_retries {
         if report.is_valid {
             break;
@@ -125,6 +130,8 @@ pub fn build(
         draft,
         report,
         attempts,
+        first_body_tokens,
+        first_seconds,
     })
 }
 

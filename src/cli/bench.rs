@@ -20,6 +20,8 @@ const PROMPTS: &[&str] = &[
 pub enum Eval {
     /// Denoising speed on a fixed prompt set, swept over steps, lengths, samplers.
     Speed,
+    /// Quality against steps: masked function bodies written again, judged by the gate.
+    Infill,
     /// What context compression costs: recall of called definitions per scorer and budget.
     Compression,
 }
@@ -33,6 +35,8 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub compression: super::bench_compression::CompressionArgs,
+    #[command(flatten)]
+    pub infill: super::bench_infill::InfillArgs,
     /// Step counts to sweep, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "8,16,32,64")]
     pub steps: Vec<usize>,
@@ -111,6 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--reps must be at least 1");
     }
     let loaded = load_model(&args.model)?;
+    if args.eval == Eval::Infill {
+        let rows = super::bench_infill::run(&loaded, &args.infill, args.seed)?;
+        super::bench_infill::print(&rows, &args.output)?;
+        return Ok(ExitCode::from(exit::OK));
+    }
     if args.eval == Eval::Compression {
         let rows = super::bench_compression::run(&loaded, &args.compression, args.seed)?;
         super::bench_compression::print(&rows, &args.output)?;

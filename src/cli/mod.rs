@@ -3,6 +3,7 @@
 mod apply;
 mod bench;
 mod bench_compression;
+mod bench_infill;
 mod deps;
 mod gen_opts;
 mod generate;
