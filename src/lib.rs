@@ -14,5 +14,6 @@ pub mod gate;
 pub mod librarian;
 pub mod models;
 pub mod patch;
+pub mod pipeline;
 pub mod provenance;
 pub mod reasoner;

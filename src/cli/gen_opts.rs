@@ -11,7 +11,10 @@ use crate::diffusion::{
 };
 use crate::models;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// steps = gen_length / 4
     Fast,
@@ -21,7 +24,7 @@ pub enum Preset {
     Quality,
 }
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct ModelArgs {
     /// Model directory (Hugging Face layout) or hub id / manifest name in the local cache.
     #[arg(long)]
@@ -34,16 +37,17 @@ pub struct ModelArgs {
     pub dtype: String,
 }
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct SamplingArgs {
     /// Denoising steps (overrides --preset).
     #[arg(long)]
     pub steps: Option<usize>,
     /// Step preset: fast (gen/4), balanced (gen/2), quality (gen).
-    #[arg(long, short = 'c', value_enum)]
+    #[arg(long, short = 'c', value_enum, alias = "config")]
     pub preset: Option<Preset>,
     /// low_confidence, random, origin, maskgit_plus, topk_margin or entropy.
     #[arg(long)]
+    #[serde(with = "sampler_name")]
     pub sampler: Option<SamplerKind>,
     /// 0 is greedy. Default: the checkpoint's generation_config.json, else 0.
     #[arg(long)]
@@ -66,6 +70,25 @@ pub struct SamplingArgs {
     pub eos: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Samplers by the names the command line uses, for records that replay reads back.
+mod sampler_name {
+    use crate::diffusion::SamplerKind;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<SamplerKind>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(k) => s.serialize_some(k.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SamplerKind>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|n| n.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 pub struct Loaded {

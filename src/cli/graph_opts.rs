@@ -25,6 +25,17 @@ pub struct GraphArgs {
     pub graph_connect_timeout: f64,
 }
 
+impl Default for GraphArgs {
+    /// The embedded store, as when no --graph-* option is given.
+    fn default() -> Self {
+        GraphArgs {
+            graph_uri: None,
+            graph_database: None,
+            graph_connect_timeout: 10.0,
+        }
+    }
+}
+
 /// An opened store and where it is, for messages.
 pub struct OpenedStore {
     pub store: Box<dyn GraphStore>,

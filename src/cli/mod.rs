@@ -12,6 +12,7 @@ mod index;
 mod list_runs;
 mod models;
 mod plan;
+mod refactor;
 mod rollback;
 mod status;
 mod validate;
@@ -62,6 +63,9 @@ pub enum Command {
     Deps(deps::Args),
     /// The local planner: edit units for a task on target files, callees first, with context.
     Plan(plan::Args),
+    /// Rewrite functions with the diffusion model: plan, compress, build, gate, heal, score
+    /// risk, then show, save or apply the patches, and record the run.
+    Refactor(refactor::Args),
     /// Show one run's provenance: models, safety checks, files.
     Status(status::Args),
     /// List recent runs.
@@ -79,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(a) => index::run(a),
         Command::Deps(a) => deps::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Refactor(a) => refactor::run(a),
         Command::Status(a) => status::run(a),
         Command::ListRuns(a) => list_runs::run(a),
     }

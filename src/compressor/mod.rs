@@ -181,6 +181,11 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// Use `text` for `file` instead of reading it (replay runs on recorded contents).
+    pub fn preload(&mut self, file: &str, text: &str) {
+        self.files.insert(file.to_string(), text.to_string());
+    }
+
     fn lines(
         &mut self,
         root: &Path,

@@ -12,7 +12,8 @@ use std::time::Instant;
 use chrono::{SecondsFormat, Utc};
 
 pub use record::{
-    Attempt, FileModification, Metadata, ModelUsage, RunRecord, SafetyCheck, StepTiming,
+    Attempt, FileModification, Metadata, ModelUsage, RefactorRecord, RunRecord, SafetyCheck,
+    StepTiming, UnitRecord,
 };
 pub use redact::redact;
 pub use store::{ListedRun, RunStore};
@@ -113,6 +114,10 @@ impl ProvenanceLogger {
             backup_path: change.backup_path.clone(),
             timestamp: now_rfc3339(),
         });
+    }
+
+    pub fn set_refactor(&mut self, refactor: RefactorRecord) {
+        self.record.refactor = Some(refactor);
     }
 
     pub fn log_attempt(&mut self, attempt: Attempt) {

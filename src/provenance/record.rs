@@ -24,6 +24,38 @@ pub struct RunRecord {
     pub metadata: Metadata,
     #[serde(default)]
     pub ouroboros_version: String,
+    /// `refactor` runs: what `replay` needs to run them again, and each unit's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refactor: Option<RefactorRecord>,
+}
+
+/// A refactor run as replay reads it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefactorRecord {
+    /// The command's settings (task, targets, model, sampling, safety), as the CLI parsed them.
+    pub request: serde_json::Value,
+    /// sha256 before the run of every file whose text went into a canvas.
+    pub inputs: std::collections::BTreeMap<String, String>,
+    pub units: Vec<UnitRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitRecord {
+    pub symbol: String,
+    pub file: String,
+    pub status: String,
+    pub valid: bool,
+    pub risk: f64,
+    /// Each risk term's value, by name.
+    pub risk_terms: std::collections::BTreeMap<String, f64>,
+    pub retries: u32,
+    pub span: usize,
+    pub steps: usize,
+    /// sha256 of the generated body; empty when the unit was skipped.
+    pub body_sha256: String,
+    pub tokens_before: usize,
+    pub tokens_after: usize,
+    pub compression_ratio: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -154,6 +186,7 @@ impl RunRecord {
             attempts: Vec::new(),
             metadata: Metadata::default(),
             ouroboros_version: env!("CARGO_PKG_VERSION").to_string(),
+            refactor: None,
         }
     }
 

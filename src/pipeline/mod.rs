@@ -1,0 +1,450 @@
+//! The refactor pipeline: index → plan → compress → build (with the gate and self-healing) →
+//! risk, for every unit of the plan. It writes nothing to the repository: the caller decides
+//! what to apply (`patch`) and records the run (`provenance`), so a dry run and a replay run
+//! exactly this code.
+
+pub mod interrupt;
+pub mod locate;
+pub mod risk;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::builder::heal::{self, AttemptLog, HealOptions, Site};
+use crate::builder::{span_for, BuildError, Builder, SPAN_BUCKETS};
+use crate::compressor::{
+    self, CompressError, CompressedContext, Compressor, DiffusionScorer, ScoreCache, Sources,
+    Strategy,
+};
+use crate::diffusion::{DiffusionLm, GenerateConfig, SamplerKind};
+use crate::gate::{Gate, GateReport, SourceKind};
+use crate::librarian::{self, CodeGraph, GraphStore, IndexOptions};
+use crate::patch::sha256_tagged;
+use crate::reasoner::{self, EditUnit, Plan, PlanError};
+use risk::{Risk, RiskInputs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Index(#[from] librarian::LibrarianError),
+    #[error(transparent)]
+    Compress(#[from] CompressError),
+    #[error("{unit}: {source}")]
+    Build { unit: String, source: BuildError },
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+}
+
+/// How many denoising steps a unit gets, relative to its span or fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepRule {
+    /// Exactly this many (capped at the span).
+    Fixed(usize),
+    /// span / divisor: 4 for `fast`, 2 for `balanced`, 1 for `quality`.
+    PerSpan(usize),
+}
+
+impl StepRule {
+    pub fn steps(self, span: usize) -> usize {
+        match self {
+            StepRule::Fixed(n) => n.clamp(1, span),
+            StepRule::PerSpan(d) => (span / d.max(1)).max(1),
+        }
+    }
+}
+
+/// What the pipeline needs besides the repository.
+pub struct Settings<'a> {
+    pub task: &'a str,
+    pub targets: &'a [String],
+    pub functions: &'a [String],
+    pub model: &'a DiffusionLm,
+    pub weights_sha256: &'a str,
+    /// Sampler, temperature, seed...; steps and lengths are set per unit.
+    pub cfg: &'a GenerateConfig,
+    pub steps: StepRule,
+    /// A fixed span for every unit instead of one sized from its body.
+    pub gen_length: Option<usize>,
+    pub max_retries: u32,
+    pub scorer: Strategy,
+    pub budget: Option<usize>,
+    pub gate: Gate,
+    /// File contents to use instead of the working tree's (replay), by repo-relative path.
+    pub overrides: &'a HashMap<String, String>,
+}
+
+/// Progress, for spinners: a phase starts (`unit` set while building one).
+pub trait Progress {
+    fn phase(&self, name: &str, unit: Option<&str>);
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitOutcome {
+    pub symbol: String,
+    pub file: String,
+    /// The body lines replaced, in the file as it was when this unit was built.
+    pub body_lines: (usize, usize),
+    pub valid: bool,
+    pub retries: u32,
+    pub risk: Risk,
+    pub span: usize,
+    pub steps: usize,
+    pub forward_passes: usize,
+    pub step_schedule: Vec<u32>,
+    pub step_ms: Vec<f64>,
+    pub seconds: f64,
+    pub mean_confidence: f64,
+    /// sha256 of the body as generated (replay compares these).
+    pub body_sha256: String,
+    pub context: CompressedContext,
+    #[serde(skip)]
+    pub attempts: Vec<AttemptLog>,
+    #[serde(skip)]
+    pub report: Option<GateReport>,
+    /// Why the unit was skipped instead of built, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// One file's change: every valid unit spliced in, in plan order.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    pub file: String,
+    pub original: String,
+    pub patched: String,
+    /// The highest risk of the units that changed it.
+    pub risk: f64,
+    /// Whether the gate passes the whole patched file (introduced errors only).
+    pub valid: bool,
+    pub report: GateReport,
+}
+
+pub struct Outcome {
+    pub plan: Plan,
+    pub units: Vec<UnitOutcome>,
+    pub files: Vec<FileOutcome>,
+    /// sha256 of every file whose text went into a canvas (targets and context sources).
+    pub inputs: BTreeMap<String, String>,
+    pub compress_ms: f64,
+    pub build_ms: f64,
+}
+
+fn check_interrupt() -> Result<(), PipelineError> {
+    if interrupt::requested() {
+        Err(PipelineError::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// The span for a body of `tokens`: the bucket that holds it with a quarter to spare for a
+/// longer rewrite, or for bodies beyond the buckets, that plus a quarter rounded up to 64.
+fn span_for_edit(tokens: usize) -> usize {
+    let want = tokens + tokens / 4 + 8;
+    if want <= SPAN_BUCKETS[SPAN_BUCKETS.len() - 1] {
+        span_for(want)
+    } else {
+        want.div_ceil(64) * 64
+    }
+}
+
+pub fn run(
+    root: &Path,
+    store: &mut dyn GraphStore,
+    s: &Settings,
+    progress: &dyn Progress,
+) -> Result<Outcome, PipelineError> {
+    progress.phase("index", None);
+    librarian::index(
+        root,
+        store,
+        &IndexOptions {
+            max_file_size: librarian::DEFAULT_MAX_FILE_SIZE,
+        },
+        &|_, _| {},
+    )?;
+    check_interrupt()?;
+    progress.phase("plan", None);
+    let graph = CodeGraph::new(store.load_graph()?);
+    let plan = reasoner::plan(&graph, s.task, s.targets, s.functions)?;
+    check_interrupt()?;
+
+    let model = s.model;
+    let builder = Builder::new(model);
+    let mut scorer = DiffusionScorer::new(model, s.weights_sha256.to_string());
+    let mut cache = ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))?;
+
+    // The files as they are before the run, and as they become while units are spliced in.
+    let mut originals: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: HashMap<String, String> = HashMap::new();
+    let read = |file: &str| -> Result<String, PipelineError> {
+        match s.overrides.get(file) {
+            Some(t) => Ok(t.clone()),
+            None => std::fs::read_to_string(root.join(file)).map_err(|e| PipelineError::File {
+                file: file.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    };
+    // Line shifts from earlier splices: (file, first line after the splice, delta).
+    let mut shifts: Vec<(String, usize, isize)> = Vec::new();
+    let shifted = |shifts: &[(String, usize, isize)], file: &str, line: usize| -> usize {
+        let d: isize = shifts
+            .iter()
+            .filter(|(f, after, _)| f == file && line >= *after)
+            .map(|(_, _, d)| d)
+            .sum();
+        (line as isize + d).max(1) as usize
+    };
+    let mut units = Vec::new();
+    let (mut compress_ms, mut build_ms) = (0.0, 0.0);
+    let mut inputs: BTreeMap<String, String> = BTreeMap::new();
+    for unit in &plan.units {
+        check_interrupt()?;
+        if !current.contains_key(&unit.file) {
+            let text = read(&unit.file)?;
+            originals.insert(unit.file.clone(), text.clone());
+            current.insert(unit.file.clone(), text);
+        }
+        // Context comes from the files as they were before the run: a unit sees the code it
+        // depends on as the planner saw it.
+        progress.phase("compress", Some(&unit.symbol));
+        let started = Instant::now();
+        let mut sources = Sources::default();
+        for (f, t) in s.overrides {
+            sources.preload(f, t);
+        }
+        let (code, candidates) = sources.gather(root, unit)?;
+        for c in candidates.iter().map(|c| &c.item.file).chain([&unit.file]) {
+            if !inputs.contains_key(c) {
+                inputs.insert(c.clone(), sha256_tagged(read(c)?.as_bytes()));
+            }
+        }
+        let unit_tokens = model
+            .codec
+            .encode(&code)
+            .map_err(CompressError::from)?
+            .len();
+        let budget = s
+            .budget
+            .unwrap_or_else(|| compressor::default_budget(model.max_positions(), unit_tokens));
+        let context = Compressor {
+            strategy: s.scorer,
+            codec: &model.codec,
+            scorer: Some(&mut scorer),
+            cache: Some(&mut cache),
+        }
+        .compress(unit, &code, &candidates, budget)?;
+        compress_ms += started.elapsed().as_secs_f64() * 1e3;
+        check_interrupt()?;
+
+        progress.phase("build", Some(&unit.symbol));
+        let started = Instant::now();
+        let text = current[&unit.file].clone();
+        let kind =
+            SourceKind::from_path(Path::new(&unit.file)).ok_or_else(|| PipelineError::File {
+                file: unit.file.clone(),
+                message: "not a language the gate knows".into(),
+            })?;
+        let def_lines = (
+            shifted(&shifts, &unit.file, unit.lines.0),
+            shifted(&shifts, &unit.file, unit.lines.1),
+        );
+        let Some(body) = locate::body_lines(&text, kind.language, def_lines) else {
+            units.push(skipped(
+                unit,
+                &context,
+                "no body line of its own to rewrite",
+            ));
+            continue;
+        };
+        let all: Vec<&str> = text.split_inclusive('\n').collect();
+        let old_body: String = all[body.0 - 1..body.1].concat();
+        let old_tokens = model
+            .codec
+            .encode(&old_body)
+            .map_err(CompressError::from)?
+            .len();
+        let span = s.gen_length.unwrap_or_else(|| span_for_edit(old_tokens));
+        if span + 16 > model.max_positions() {
+            units.push(skipped(
+                unit,
+                &context,
+                &format!(
+                    "its body needs a span of {span} tokens; the model's window is {}",
+                    model.max_positions()
+                ),
+            ));
+            continue;
+        }
+        let steps = s.steps.steps(span);
+        let cfg = GenerateConfig {
+            steps,
+            gen_length: span,
+            block_length: span,
+            ..s.cfg.clone()
+        };
+        let prompt = format!("{}{}", task_comment(kind, s.task, unit), context.text);
+        let site = Site {
+            original: &text,
+            kind,
+            lines: body,
+            context: &prompt,
+            span,
+        };
+        let healed = heal::build(
+            &builder,
+            &s.gate,
+            &site,
+            &cfg,
+            HealOptions {
+                max_retries: s.max_retries,
+                ..HealOptions::default()
+            },
+        )
+        .map_err(|source| PipelineError::Build {
+            unit: unit.symbol.clone(),
+            source,
+        })?;
+        build_ms += started.elapsed().as_secs_f64() * 1e3;
+        let draft = &healed.draft;
+        let valid = healed.passed();
+        let retries = healed.attempts.len().saturating_sub(1) as u32;
+        let changed = crate::patch::Diff::new("", &old_body, &draft.body);
+        let probability = matches!(
+            cfg.sampler,
+            SamplerKind::LowConfidence | SamplerKind::MaskgitPlus
+        )
+        .then(|| draft.generation.mean_confidence());
+        let risk = risk::score(&RiskInputs {
+            changed_lines: changed.lines_added + changed.lines_removed,
+            blast_radius: unit.blast_radius,
+            public_api: unit.public_api,
+            callers: unit.callers.len(),
+            retries,
+            max_retries: s.max_retries,
+            mean_probability: probability,
+            gate_warnings: healed.report.warnings.len(),
+        });
+        if valid {
+            let new_lines = draft.body.split_inclusive('\n').count() as isize;
+            let old_lines = (body.1 - body.0 + 1) as isize;
+            current.insert(unit.file.clone(), draft.patched());
+            shifts.push((unit.file.clone(), unit.lines.1 + 1, new_lines - old_lines));
+        }
+        units.push(UnitOutcome {
+            symbol: unit.symbol.clone(),
+            file: unit.file.clone(),
+            body_lines: body,
+            valid,
+            retries,
+            risk,
+            span,
+            steps,
+            forward_passes: healed.attempts.iter().map(|a| a.forward_passes).sum(),
+            step_schedule: draft.generation.schedule.clone(),
+            step_ms: draft.generation.step_ms.clone(),
+            seconds: draft.generation.seconds,
+            mean_confidence: draft.generation.mean_confidence(),
+            body_sha256: sha256_tagged(draft.body.as_bytes()),
+            context,
+            attempts: healed.attempts,
+            report: Some(healed.report),
+            skipped: None,
+        });
+    }
+    check_interrupt()?;
+    progress.phase("gate", None);
+    let mut files = Vec::new();
+    for (file, original) in &originals {
+        let patched = &current[file];
+        if patched == original {
+            continue;
+        }
+        let kind = SourceKind::from_path(Path::new(file)).expect("checked when building");
+        let report = s.gate.check_change(original, patched, kind);
+        let risk = units
+            .iter()
+            .filter(|u| &u.file == file && u.valid)
+            .map(|u| u.risk.score)
+            .fold(0.0, f64::max);
+        files.push(FileOutcome {
+            file: file.clone(),
+            original: original.clone(),
+            patched: patched.clone(),
+            risk,
+            valid: report.is_valid,
+            report,
+        });
+    }
+    Ok(Outcome {
+        plan,
+        units,
+        files,
+        inputs,
+        compress_ms,
+        build_ms,
+    })
+}
+
+fn skipped(unit: &EditUnit, context: &CompressedContext, why: &str) -> UnitOutcome {
+    UnitOutcome {
+        symbol: unit.symbol.clone(),
+        file: unit.file.clone(),
+        body_lines: (0, 0),
+        valid: false,
+        retries: 0,
+        risk: risk::score(&RiskInputs::default()),
+        span: 0,
+        steps: 0,
+        forward_passes: 0,
+        step_schedule: Vec::new(),
+        step_ms: Vec::new(),
+        seconds: 0.0,
+        mean_confidence: 0.0,
+        body_sha256: String::new(),
+        context: context.clone(),
+        attempts: Vec::new(),
+        report: None,
+        skipped: Some(why.to_string()),
+    }
+}
+
+/// The task and the unit as a comment ahead of the context: a base model reads it as the kind
+/// of note a programmer leaves.
+fn task_comment(kind: SourceKind, task: &str, unit: &EditUnit) -> String {
+    let c = if kind.language == crate::gate::Language::Python {
+        "#"
+    } else {
+        "//"
+    };
+    let task: String = task.lines().collect::<Vec<_>>().join(" ");
+    format!(
+        "{c} Task: {task}\n{c} Rewriting {} ({}).\n",
+        unit.symbol, unit.reason
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_leave_room_for_a_longer_body() {
+        assert_eq!(span_for_edit(10), 32);
+        assert_eq!(span_for_edit(40), 64);
+        assert_eq!(span_for_edit(200), 256);
+        assert_eq!(span_for_edit(300), 448);
+        assert_eq!(StepRule::PerSpan(2).steps(64), 32);
+        assert_eq!(StepRule::Fixed(100).steps(64), 64);
+        assert_eq!(StepRule::Fixed(0).steps(64), 1);
+    }
+}
