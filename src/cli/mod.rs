@@ -13,6 +13,7 @@ mod list_runs;
 mod models;
 mod plan;
 mod refactor;
+mod replay;
 mod rollback;
 mod status;
 mod validate;
@@ -66,6 +67,8 @@ pub enum Command {
     /// Rewrite functions with the diffusion model: plan, compress, build, gate, heal, score
     /// risk, then show, save or apply the patches, and record the run.
     Refactor(refactor::Args),
+    /// Run a recorded refactor again from its provenance and check the output is identical.
+    Replay(replay::Args),
     /// Show one run's provenance: models, safety checks, files.
     Status(status::Args),
     /// List recent runs.
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deps(a) => deps::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Refactor(a) => refactor::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::Status(a) => status::run(a),
         Command::ListRuns(a) => list_runs::run(a),
     }

@@ -44,7 +44,7 @@ pub struct Args {
     /// Block the gate's verdict (default); `--no-safe-mode` records it but does not block.
     #[arg(long, overrides_with = "no_safe_mode")]
     pub safe_mode: bool,
-    #[arg(long)]
+    #[arg(long, overrides_with = "safe_mode")]
     pub no_safe_mode: bool,
     /// Self-healing attempts per unit after the first generation.
     #[arg(long, default_value_t = 3)]
@@ -213,6 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         steps,
         gen_length: args.gen_length,
         max_retries: args.max_retries,
+        safe_mode: !args.no_safe_mode,
         scorer: args.scorer,
         budget: args.budget,
         gate: Gate::new(args.python_version),

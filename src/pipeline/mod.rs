@@ -74,6 +74,8 @@ pub struct Settings<'a> {
     /// A fixed span for every unit instead of one sized from its body.
     pub gen_length: Option<usize>,
     pub max_retries: u32,
+    /// Splice only units that pass the gate; off, every unit is spliced and the gate recorded.
+    pub safe_mode: bool,
     pub scorer: Strategy,
     pub budget: Option<usize>,
     pub gate: Gate,
@@ -334,7 +336,7 @@ pub fn run(
             mean_probability: probability,
             gate_warnings: healed.report.warnings.len(),
         });
-        if valid {
+        if valid || !s.safe_mode {
             let new_lines = draft.body.split_inclusive('\n').count() as isize;
             let old_lines = (body.1 - body.0 + 1) as isize;
             current.insert(unit.file.clone(), draft.patched());
@@ -373,7 +375,7 @@ pub fn run(
         let report = s.gate.check_change(original, patched, kind);
         let risk = units
             .iter()
-            .filter(|u| &u.file == file && u.valid)
+            .filter(|u| &u.file == file && (u.valid || !s.safe_mode) && u.skipped.is_none())
             .map(|u| u.risk.score)
             .fold(0.0, f64::max);
         files.push(FileOutcome {

@@ -1,0 +1,460 @@
+//! `ouroboros refactor` and `replay` end to end, with real checkpoints whose output is known:
+//! the tiny LLaDA fixture rewired so that one token wins at every position. A model that always
+//! writes `(` produces code that never parses; one that always writes `;` produces JavaScript
+//! bodies that do (empty statements). The rewiring (made here, at test time, from the fixture):
+//! the final norm passes only hidden dimension 0, every embedding gets a large positive value in
+//! dimension 0 (so it stays positive through two small random blocks), and the output head reads
+//! dimension 0 only for the chosen token.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use candle_core::{Device, Tensor};
+
+const TINY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/diffusion/tiny-llada"
+);
+
+fn always_writes(token_id: usize, dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "tokenizer.json", "generation_config.json"] {
+        fs::copy(Path::new(TINY).join(f), dir.join(f)).unwrap();
+    }
+    let mut w: HashMap<String, Tensor> =
+        candle_core::safetensors::load(Path::new(TINY).join("model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let get = |w: &HashMap<String, Tensor>, k: &str| -> (Vec<f32>, Vec<usize>) {
+        let t = &w[k];
+        (
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            t.dims().to_vec(),
+        )
+    };
+    let (mut norm, shape) = get(&w, "model.transformer.ln_f.weight");
+    norm.iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = if i == 0 { 1.0 } else { 0.0 });
+    w.insert(
+        "model.transformer.ln_f.weight".into(),
+        Tensor::from_vec(norm, shape, &Device::Cpu).unwrap(),
+    );
+    let (mut emb, shape) = get(&w, "model.transformer.wte.weight");
+    let d = shape[1];
+    for row in emb.chunks_mut(d) {
+        row[0] = 10.0;
+    }
+    w.insert(
+        "model.transformer.wte.weight".into(),
+        Tensor::from_vec(emb, shape, &Device::Cpu).unwrap(),
+    );
+    let (mut head, shape) = get(&w, "model.transformer.ff_out.weight");
+    let d = shape[1];
+    for (r, row) in head.chunks_mut(d).enumerate() {
+        row.iter_mut().for_each(|v| *v = 0.0);
+        if r == token_id {
+            row[0] = 50.0;
+        }
+    }
+    w.insert(
+        "model.transformer.ff_out.weight".into(),
+        Tensor::from_vec(head, shape, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&w, dir.join("model.safetensors")).unwrap();
+    dir.to_path_buf()
+}
+
+const OPEN_PAREN: usize = 10;
+const SEMICOLON: usize = 29;
+
+fn ouroboros(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run_id(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("run: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("no run id in {}", text(o)))
+}
+
+fn record(root: &Path, id: &str) -> serde_json::Value {
+    let p = root
+        .join(".ouroboros/runs")
+        .join(id)
+        .join("artifact_metadata.json");
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+}
+
+/// Every file outside `.ouroboros`, with its bytes.
+fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.ends_with(".ouroboros") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+const PY: &str = "def total(items):\n    s = 0\n    for i in items:\n        s += i\n    return s\n\n\ndef mean(items):\n    return total(items) / len(items)\n";
+const JS: &str = "function helper(a) {\n  const b = a + 1;\n  return b;\n}\n\nfunction main() {\n  return helper(2);\n}\n";
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join(".git")).unwrap();
+    fs::write(dir.path().join("stats.py"), PY).unwrap();
+    fs::write(dir.path().join("util.js"), JS).unwrap();
+    dir
+}
+
+#[test]
+fn output_that_fails_the_gate_is_never_written_in_safe_mode() {
+    let models = tempfile::tempdir().unwrap();
+    let broken = always_writes(OPEN_PAREN, &models.path().join("paren"));
+    let dir = project();
+    let before = tree(dir.path());
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Speed it up",
+            "-t",
+            "stats.py",
+            "--model",
+            broken.to_str().unwrap(),
+            "--auto-apply",
+            "--max-risk",
+            "1.0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("invalid: not written"), "{}", text(&o));
+    assert_eq!(tree(dir.path()), before);
+    let r = record(dir.path(), &run_id(&o));
+    assert_eq!(r["success"], false);
+    assert!(r["file_modifications"].as_array().unwrap().is_empty());
+    let actions: Vec<&str> = r["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["unit"] == "stats.total")
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["generate", "repair", "regenerate", "repair"]);
+    let repair = &r["attempts"][1];
+    assert!(repair["remasked_tokens"].as_u64().unwrap() > 0);
+    assert!(!repair["errors"].as_array().unwrap().is_empty());
+    let units = r["refactor"]["units"].as_array().unwrap();
+    assert!(units.iter().all(|u| u["status"] == "invalid: not written"));
+
+    // Without safe mode the verdict is recorded, and the patch goes through.
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Speed it up",
+            "-t",
+            "stats.py",
+            "-f",
+            "total",
+            "--model",
+            broken.to_str().unwrap(),
+            "--no-safe-mode",
+            "--auto-apply",
+            "--max-risk",
+            "1.0",
+            "--max-retries",
+            "0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(fs::read_to_string(dir.path().join("stats.py"))
+        .unwrap()
+        .contains("(((("));
+    let r = record(dir.path(), &run_id(&o));
+    assert_eq!(r["safety_checks"][0]["passed"], false);
+    assert_eq!(r["file_modifications"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn valid_patches_apply_below_max_risk_and_roll_back() {
+    let models = tempfile::tempdir().unwrap();
+    let semi = always_writes(SEMICOLON, &models.path().join("semi"));
+    let semi = semi.to_str().unwrap();
+    let dir = project();
+
+    // Over the risk limit: listed, not written.
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Simplify",
+            "-t",
+            "util.js",
+            "--model",
+            semi,
+            "--auto-apply",
+            "--max-risk",
+            "0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("needs review"), "{}", text(&o));
+    assert_eq!(fs::read_to_string(dir.path().join("util.js")).unwrap(), JS);
+
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Simplify",
+            "-t",
+            "util.js",
+            "--model",
+            semi,
+            "--auto-apply",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let patched = fs::read_to_string(dir.path().join("util.js")).unwrap();
+    assert!(
+        patched.starts_with("function helper(a) {\n;;;;"),
+        "{patched}"
+    );
+    assert!(patched.contains("function main() {\n;;;;"), "{patched}");
+    let id = run_id(&o);
+    let r = record(dir.path(), &id);
+    assert_eq!(r["success"], true);
+    let units = r["refactor"]["units"].as_array().unwrap();
+    assert_eq!(units.len(), 2);
+    // Callees first.
+    assert_eq!(units[0]["symbol"], "util.js:helper");
+    for u in units {
+        assert_eq!(u["status"], "applied");
+        assert!(u["risk"].as_f64().unwrap() <= 0.3);
+        assert_eq!(u["retries"], 0);
+    }
+    let generate: Vec<&serde_json::Value> = r["models_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["phase"] == "generate")
+        .collect();
+    assert_eq!(generate.len(), 2);
+    assert!(generate[0]["weights_sha256"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(generate[0]["step_schedule"].as_array().is_some());
+    let compress = r["models_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["phase"] == "compress")
+        .unwrap();
+    assert!(compress["compression_ratio"].as_f64().is_some());
+
+    // Replay works after the change was applied (the inputs come from the backups).
+    let o = ouroboros(dir.path(), &["replay", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("every generated unit is byte-identical"));
+
+    let o = ouroboros(dir.path(), &["rollback", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fs::read_to_string(dir.path().join("util.js")).unwrap(), JS);
+}
+
+#[test]
+fn dry_runs_change_nothing_and_replay_is_byte_identical() {
+    let dir = project();
+    let before = tree(dir.path());
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Tidy",
+            "-t",
+            "stats.py",
+            "-t",
+            "util.js",
+            "--model",
+            TINY,
+            "--dry-run",
+            "--steps",
+            "8",
+        ],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+    assert!(text(&o).contains("dry run: nothing written"));
+    assert_eq!(tree(dir.path()), before);
+    let id = run_id(&o);
+
+    let o = ouroboros(dir.path(), &["replay", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(text(&o).matches("identical ").count(), 4, "{}", text(&o));
+
+    // An input changed since the run: refused, with the file named.
+    fs::write(dir.path().join("util.js"), format!("{JS}\n// edited\n")).unwrap();
+    let o = ouroboros(dir.path(), &["replay", &id]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("util.js changed since the run"),
+        "{}",
+        text(&o)
+    );
+    fs::write(dir.path().join("util.js"), JS).unwrap();
+
+    // Other weights under the recorded model path: refused.
+    let models = tempfile::tempdir().unwrap();
+    let copy = models.path().join("tiny");
+    fs::create_dir_all(&copy).unwrap();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "generation_config.json",
+        "model.safetensors",
+    ] {
+        fs::copy(Path::new(TINY).join(f), copy.join(f)).unwrap();
+    }
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Tidy",
+            "-t",
+            "util.js",
+            "-f",
+            "main",
+            "--model",
+            copy.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    let id = run_id(&o);
+    always_writes(SEMICOLON, &copy);
+    let o = ouroboros(dir.path(), &["replay", &id]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("hash to"), "{}", text(&o));
+}
+
+#[test]
+fn bad_input_is_a_usage_error() {
+    let dir = project();
+    fs::write(dir.path().join("notes.txt"), "x").unwrap();
+    for (args, needle) in [
+        (
+            vec!["refactor", "x", "-t", "notes.txt", "--model", TINY],
+            "notes.txt",
+        ),
+        (
+            vec!["refactor", "x", "-t", "missing.py", "--model", TINY],
+            "missing.py",
+        ),
+        (
+            vec![
+                "refactor",
+                "x",
+                "-t",
+                "stats.py",
+                "--model",
+                TINY,
+                "--max-risk",
+                "2",
+            ],
+            "--max-risk",
+        ),
+        (
+            vec![
+                "refactor", "x", "-t", "stats.py", "--model", TINY, "-f", "nope",
+            ],
+            "nope",
+        ),
+        (
+            vec!["replay", "gen_20990101_000000_abcdef"],
+            "gen_20990101_000000_abcdef",
+        ),
+    ] {
+        let o = ouroboros(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_run_with_a_failed_record_and_whole_files() {
+    let dir = project();
+    let before = tree(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+        .args([
+            "refactor",
+            "Tidy",
+            "-t",
+            "stats.py",
+            "-t",
+            "util.js",
+            "--model",
+            TINY,
+            "--auto-apply",
+            "--max-risk",
+            "1",
+            "--no-safe-mode",
+            "-c",
+            "quality",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run has started (its directory exists), then stop it.
+    let runs = dir.path().join(".ouroboros/runs");
+    while !runs.is_dir() || fs::read_dir(&runs).unwrap().next().is_none() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("finished before it could be interrupted: {status}");
+        }
+        std::thread::yield_now();
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let id = fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let r = record(dir.path(), &id);
+    assert_eq!(r["success"], false);
+    assert_eq!(r["error"], "interrupted");
+    assert_eq!(tree(dir.path()), before);
+}
