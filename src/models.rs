@@ -97,8 +97,47 @@ pub enum ResolveError {
     NotFound(String),
     #[error("--model {id}: not in the local Hugging Face cache ({cache}); download it first with `ouroboros models pull {id}` (nothing is downloaded without asking)")]
     NotCached { id: String, cache: String },
+    #[error("no --model given, OUROBOROS_MODEL is not set, and the bundled model is missing from {looked} (export it with models/ouro-code-tiny/train/export.py, or pass --model DIR)")]
+    NoDefault { looked: String },
     #[error("models pull {id}: {message}")]
     Pull { id: String, message: String },
+}
+
+/// The bundled default model's name: `--model ouro-code-tiny` names it too.
+pub const BUNDLED: &str = "ouro-code-tiny";
+
+/// Where the bundled model is: next to the executable (`models/ouro-code-tiny`, for packaged
+/// copies), else in the source tree the binary was built from. `None` when neither holds a
+/// complete model (the weights are exported by its training scripts).
+pub fn bundled_dir() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        candidates.push(exe_dir.join("models").join(BUNDLED));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(BUNDLED));
+    candidates.into_iter().find(|d| {
+        ["config.json", "tokenizer.json", "model.safetensors"]
+            .iter()
+            .all(|f| d.join(f).is_file())
+    })
+}
+
+/// The model used when `--model` is not given: `$OUROBOROS_MODEL` if set, else the bundled one.
+pub fn default_reference() -> Result<String, ResolveError> {
+    if let Ok(m) = std::env::var("OUROBOROS_MODEL") {
+        if !m.trim().is_empty() {
+            return Ok(m);
+        }
+    }
+    bundled_dir()
+        .map(|d| d.display().to_string())
+        .ok_or_else(|| ResolveError::NoDefault {
+            looked: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("models")
+                .join(BUNDLED)
+                .display()
+                .to_string(),
+        })
 }
 
 /// A model reference resolved to a directory, with the manifest that describes it, if any.
@@ -110,6 +149,14 @@ pub struct Resolved {
 
 /// A directory path, or a hub id / manifest name looked up in the local HF cache.
 pub fn resolve(reference: &str) -> Result<Resolved, ResolveError> {
+    if reference == BUNDLED {
+        if let Some(dir) = bundled_dir() {
+            return Ok(Resolved {
+                dir,
+                manifest: None,
+            });
+        }
+    }
     let path = Path::new(reference);
     if path.is_dir() {
         let manifest = manifests().into_iter().find(|m| path.ends_with(&m.name));

@@ -93,6 +93,11 @@ impl<'m> Builder<'m> {
         Builder { model, end_ids }
     }
 
+    /// The tokens that end a body.
+    pub fn end_ids(&self) -> &[u32] {
+        &self.end_ids
+    }
+
     /// Replace lines `lines` (1-based, inclusive) of `source` with `span` masks and denoise them.
     /// `context` (rendered context items, possibly empty) goes ahead of the file's text. When
     /// the canvas would not fit, the text farthest from the span is cut first, keeping at least

@@ -27,6 +27,7 @@ pub enum Preset {
 #[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
 pub struct ModelArgs {
     /// Model directory (Hugging Face layout) or hub id / manifest name in the local cache.
+    /// Default: $OUROBOROS_MODEL, else the bundled ouro-code-tiny.
     #[arg(long)]
     pub model: Option<String>,
     /// cpu, cuda, cuda:N or metal.
@@ -98,9 +99,10 @@ pub struct Loaded {
 }
 
 pub fn load_model(args: &ModelArgs) -> anyhow::Result<Loaded> {
-    let reference = args.model.clone().ok_or_else(|| {
-        anyhow!("--model is required (a model directory or a hub id; see `ouroboros models list`)")
-    })?;
+    let reference = match &args.model {
+        Some(m) => m.clone(),
+        None => models::default_reference()?,
+    };
     let device: DeviceSpec = args.device.parse()?;
     let dtype = parse_dtype(&args.dtype).map_err(|e| anyhow!(e))?;
     let resolved = models::resolve(&reference)?;

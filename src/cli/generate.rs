@@ -121,7 +121,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
 
-    let generated = out.canvas.generated().to_vec();
+    let mut generated = out.canvas.generated().to_vec();
+    if args.infill.is_some() {
+        // An infilled span ends at its first end marker; what follows is padding.
+        let ends = crate::builder::Builder::new(model).end_ids().to_vec();
+        if let Some(cut) = generated.iter().position(|t| ends.contains(t)) {
+            generated.truncate(cut);
+        }
+    }
     let generated_text = codec.decode(&generated, false);
     let text = match &args.infill {
         Some(_) => format!("{prefix_text}{generated_text}{suffix_text}"),

@@ -64,6 +64,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     local.to_string(),
                 ]);
             }
+            match models::bundled_dir() {
+                Some(dir) => t.add_row(vec![
+                    format!("{} (bundled, default)", models::BUNDLED),
+                    dir.display().to_string(),
+                    "llada".into(),
+                    "2".into(),
+                    "false".into(),
+                    "low_confidence".into(),
+                    "span/span/span".into(),
+                    "yes".into(),
+                ]),
+                None => t.add_row(vec![
+                    format!("{} (bundled)", models::BUNDLED),
+                    "models/ouro-code-tiny (not exported)".into(),
+                    "llada".into(),
+                    "2".into(),
+                    "false".into(),
+                    "low_confidence".into(),
+                    "span/span/span".into(),
+                    "no".into(),
+                ]),
+            };
             println!("{t}");
             Ok(ExitCode::from(exit::OK))
         }
