@@ -111,10 +111,17 @@ pub const BUNDLED: &str = "ouro-code-tiny";
 /// complete model (the weights are exported by its training scripts).
 pub fn bundled_dir() -> Option<PathBuf> {
     let mut candidates = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         candidates.push(exe_dir.join("models").join(BUNDLED));
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(BUNDLED));
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(BUNDLED),
+    );
     candidates.into_iter().find(|d| {
         ["config.json", "tokenizer.json", "model.safetensors"]
             .iter()

@@ -238,13 +238,21 @@ impl<'m> Builder<'m> {
     }
 }
 
-/// The caller's sampling settings on a span of `span` tokens with `masked` of them to fill:
-/// one block, and no more steps than there are tokens to commit.
+/// The caller's sampling settings on a span of `span` tokens with `masked` of them to fill: the
+/// caller's block length when it divides the span (else one block), and no more steps than
+/// there are tokens to commit, rounded to whole steps per block.
 fn span_config(cfg: &GenerateConfig, span: usize, masked: usize) -> GenerateConfig {
+    let block = if cfg.block_length > 0 && span.is_multiple_of(cfg.block_length) {
+        cfg.block_length
+    } else {
+        span
+    };
+    let blocks = span / block;
+    let steps = cfg.steps.clamp(1, masked.max(1)).div_ceil(blocks) * blocks;
     GenerateConfig {
         gen_length: span,
-        block_length: span,
-        steps: cfg.steps.clamp(1, masked.max(1)),
+        block_length: block,
+        steps: steps.min(span),
         ..cfg.clone()
     }
 }

@@ -158,3 +158,22 @@ fn healing_alternates_repair_and_regeneration_and_stops_when_it_passes() {
         healed.passed()
     );
 }
+
+#[test]
+fn span_settings_keep_dividing_blocks_and_whole_steps_per_block() {
+    let mut c = cfg(10);
+    c.block_length = 8;
+    let s = span_config(&c, 32, 32);
+    assert_eq!((s.gen_length, s.block_length, s.steps), (32, 8, 12));
+    let s = span_config(&c, 32, 3);
+    assert_eq!((s.block_length, s.steps), (8, 4));
+    c.block_length = 5;
+    let s = span_config(&c, 32, 32);
+    assert_eq!((s.block_length, s.steps), (32, 10));
+    let m = model();
+    let b = Builder::new(&m);
+    let mut c = cfg(8);
+    c.block_length = 8;
+    let d = b.infill(SOURCE, (6, 7), "", 32, &c).unwrap();
+    assert_eq!(d.generation.step_ms.len(), 8);
+}

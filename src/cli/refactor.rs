@@ -37,6 +37,9 @@ pub struct Args {
     /// Tokens each body gets on the canvas (default: sized from the current body).
     #[arg(long)]
     pub gen_length: Option<usize>,
+    /// Decode the span in blocks of this many tokens, left to right (semi-autoregressive).
+    #[arg(long)]
+    pub block_length: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -164,6 +167,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.gen_length == Some(0) {
         bail!("--gen-length must be at least 1");
     }
+    if args.block_length == Some(0) {
+        bail!("--block-length must be at least 1");
+    }
     interrupt::install();
     let loaded = load_model(&args.model)?;
     let model = &loaded.model;
@@ -212,6 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg: &cfg,
         steps,
         gen_length: args.gen_length,
+        block_length: args.block_length,
         max_retries: args.max_retries,
         safe_mode: !args.no_safe_mode,
         scorer: args.scorer,

@@ -128,6 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg: &cfg,
         steps,
         gen_length: recorded.gen_length,
+        block_length: recorded.block_length,
         max_retries: recorded.max_retries,
         safe_mode: !recorded.no_safe_mode,
         scorer: recorded.scorer,

@@ -73,6 +73,8 @@ pub struct Settings<'a> {
     pub steps: StepRule,
     /// A fixed span for every unit instead of one sized from its body.
     pub gen_length: Option<usize>,
+    /// Semi-autoregressive blocks of this many tokens (the span is rounded up to a multiple).
+    pub block_length: Option<usize>,
     pub max_retries: u32,
     /// Splice only units that pass the gate; off, every unit is spliced and the gate recorded.
     pub safe_mode: bool,
@@ -275,7 +277,10 @@ pub fn run(
             .encode(&old_body)
             .map_err(CompressError::from)?
             .len();
-        let span = s.gen_length.unwrap_or_else(|| span_for_edit(old_tokens));
+        let mut span = s.gen_length.unwrap_or_else(|| span_for_edit(old_tokens));
+        if let Some(b) = s.block_length.filter(|&b| b > 0) {
+            span = span.div_ceil(b) * b;
+        }
         if span + 16 > model.max_positions() {
             units.push(skipped(
                 unit,
@@ -291,7 +296,7 @@ pub fn run(
         let cfg = GenerateConfig {
             steps,
             gen_length: span,
-            block_length: span,
+            block_length: s.block_length.unwrap_or(span),
             ..s.cfg.clone()
         };
         let prompt = format!("{}{}", task_comment(kind, s.task, unit), context.text);
