@@ -458,3 +458,40 @@ fn sigterm_stops_the_run_with_a_failed_record_and_whole_files() {
     assert_eq!(r["error"], "interrupted");
     assert_eq!(tree(dir.path()), before);
 }
+
+/// The README's main job on the bundled model, cut to one unit and a few steps: no `--model`,
+/// and the record names the bundled weights.
+#[test]
+fn the_bundled_model_is_the_default() {
+    let bundled = ouroboros::models::bundled_dir().expect("models/ouro-code-tiny is exported");
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inventory");
+    for rel in ["inventory/__init__.py", "inventory/store.py", "inventory/report.py", "web.ts"] {
+        let to = dir.path().join(rel);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(src.join(rel), &to).unwrap();
+    }
+    fs::create_dir_all(dir.path().join(".git")).unwrap();
+    let before = tree(dir.path());
+    let o = ouroboros(
+        dir.path(),
+        &["refactor", "Add caching", "-t", "inventory/store.py", "-f", "restock", "--steps", "8", "--dry-run"],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+    assert_eq!(tree(dir.path()), before);
+    let r = record(dir.path(), &run_id(&o));
+    let generate = r["models_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["phase"] == "generate")
+        .unwrap();
+    assert_eq!(generate["model_name"], "ouro-code-tiny");
+    let weights = fs::read(bundled.join("model.safetensors")).unwrap();
+    assert_eq!(
+        generate["weights_sha256"],
+        ouroboros::patch::sha256_tagged(&weights)
+    );
+    let list = ouroboros(dir.path(), &["models", "list"]);
+    assert!(text(&list).contains("ouro-code-tiny (bundled, default)"));
+}
