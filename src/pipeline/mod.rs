@@ -448,8 +448,9 @@ mod tests {
     fn spans_leave_room_for_a_longer_body() {
         assert_eq!(span_for_edit(10), 32);
         assert_eq!(span_for_edit(40), 64);
-        assert_eq!(span_for_edit(200), 256);
-        assert_eq!(span_for_edit(300), 448);
+        assert_eq!(span_for_edit(190), 256);
+        assert_eq!(span_for_edit(200), 320);
+        assert_eq!(span_for_edit(300), 384);
         assert_eq!(StepRule::PerSpan(2).steps(64), 32);
         assert_eq!(StepRule::Fixed(100).steps(64), 64);
         assert_eq!(StepRule::Fixed(0).steps(64), 1);

@@ -218,9 +218,14 @@ def draw_t(batch, gen):
     return (1 - EPS) * u + EPS
 
 
-def plain_step_loss(model, sampler, rng, gen, batch):
-    ids = sampler.plain(rng, batch)
-    if rng.random() < 0.1:
+def plain_step_loss(model, sampler, rng, gen, batch, short_seq=None):
+    if short_seq:
+        # Warm-up phase: the same tokens per step in short windows (see --short-steps).
+        ids = sampler.plain(rng, batch * SEQ // short_seq)[:, :short_seq]
+        batch = ids.shape[0]
+    else:
+        ids = sampler.plain(rng, batch)
+    if not short_seq and rng.random() < 0.1:
         # Short canvases (a prompt plus its masks) are the engine's common case; LLaDA likewise
         # trains on a share of random-length sequences.
         ids = ids[:, :rng.randint(32, SEQ)]
@@ -297,6 +302,12 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--infill-frac", type=float, default=0.5)
+    # A short-sequence warm-up: with 512-token windows from the start, the third run sat at the
+    # unigram loss after 1.6M tokens while the same recipe on 128-token windows left it after
+    # 0.3M (attention has to find the few neighbours that matter among many positions first).
+    ap.add_argument("--short-seq", type=int, default=128)
+    ap.add_argument("--short-steps", type=int, default=800,
+                    help="plain batches only, in --short-seq windows, for this many steps")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--ckpt-minutes", type=float, default=10.0)
@@ -315,8 +326,9 @@ def main():
         saved = ckpt["args"]
         extend = args.total_steps if "--total-steps" in sys.argv else None
         for k in ("d_model", "n_layers", "n_heads", "ffn", "batch", "lr", "min_lr_frac", "warmup",
-                  "total_steps", "weight_decay", "clip", "infill_frac", "seed"):
-            setattr(args, k, saved[k])
+                  "total_steps", "weight_decay", "clip", "infill_frac", "seed", "short_seq",
+                  "short_steps"):
+            setattr(args, k, saved.get(k, 0 if k == "short_steps" else getattr(args, k)))
         args.loss = saved.get("loss", "elbo")
         if extend:
             args.total_steps = extend
@@ -392,10 +404,14 @@ def main():
         lr = lr_at(step, args)
         for g in opt.param_groups:
             g["lr"] = lr
-        kind = "infill" if rng.random() < args.infill_frac else "plain"
-        fn = infill_step_loss if kind == "infill" else plain_step_loss
+        short = step < args.short_steps
+        kind = "infill" if not short and rng.random() < args.infill_frac else "plain"
         opt.zero_grad(set_to_none=True)
-        loss, n_tok = fn(model, train, rng, gen, args.batch)
+        if kind == "infill":
+            loss, n_tok = infill_step_loss(model, train, rng, gen, args.batch)
+        else:
+            loss, n_tok = plain_step_loss(model, train, rng, gen, args.batch,
+                                          args.short_seq if short else None)
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         opt.step()
         step += 1
