@@ -321,6 +321,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             retries: u.retries,
             span: u.span,
             steps: u.steps,
+            forward_passes: u.forward_passes,
             body_sha256: u.body_sha256.clone(),
             tokens_before: u.context.tokens_before,
             tokens_after: u.context.tokens_after,

@@ -99,6 +99,55 @@ pub(crate) fn render(r: &RunRecord) -> String {
         }
         out.push_str(&format!("\nsafety checks\n{t}\n"));
     }
+    if let Some(refactor) = &r.refactor {
+        let mut t = table(&[
+            "unit", "file", "status", "risk", "retries", "steps", "passes", "context", "body",
+        ]);
+        for u in &refactor.units {
+            t.add_row(vec![
+                u.symbol.clone(),
+                u.file.clone(),
+                u.status.clone(),
+                format!("{:.2}", u.risk),
+                u.retries.to_string(),
+                u.steps.to_string(),
+                u.forward_passes.to_string(),
+                format!(
+                    "{}->{} ({:.2})",
+                    u.tokens_before, u.tokens_after, u.compression_ratio
+                ),
+                if u.body_sha256.is_empty() {
+                    "-".into()
+                } else {
+                    short_hash(&u.body_sha256)
+                },
+            ]);
+        }
+        out.push_str(&format!("\nunits\n{t}\n"));
+        if !r.attempts.is_empty() {
+            let mut t = table(&[
+                "unit",
+                "attempt",
+                "action",
+                "passed",
+                "re-masked",
+                "ms",
+                "errors",
+            ]);
+            for a in &r.attempts {
+                t.add_row(vec![
+                    a.unit.clone(),
+                    a.attempt.to_string(),
+                    a.action.clone(),
+                    if a.passed { "yes".into() } else { "no".into() },
+                    a.remasked_tokens.map_or("-".into(), |n| n.to_string()),
+                    format!("{:.0}", a.duration_ms),
+                    a.errors.first().cloned().unwrap_or_default(),
+                ]);
+            }
+            out.push_str(&format!("\nattempts\n{t}\n"));
+        }
+    }
     if r.file_modifications.is_empty() {
         out.push_str("\nfiles modified: none\n");
     } else {

@@ -390,29 +390,6 @@ async fn batched(
     Ok(sent)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_and_port_of_a_bolt_uri() {
-        assert_eq!(host_port("bolt://db.local:7688"), "db.local:7688");
-        assert_eq!(host_port("neo4j://db.local"), "db.local:7687");
-        assert_eq!(host_port("bolt://127.0.0.1:1/"), "127.0.0.1:1");
-        assert_eq!(host_port("bolt+s://[::1]:9000"), "[::1]:9000");
-    }
-
-    #[test]
-    fn the_message_of_a_refused_begin() {
-        let debug = r#"unexpected response for BEGIN: Failure(Failure { metadata: BoltMap { value: {BoltString { value: "code" }: String(BoltString { value: "Neo.ClientError.Database.DatabaseNotFound" }), BoltString { value: "message" }: String(BoltString { value: "Cannot open database: nope" })} } })"#;
-        assert_eq!(
-            failure_message(debug).as_deref(),
-            Some("Cannot open database: nope")
-        );
-        assert_eq!(failure_message("something else"), None);
-    }
-}
-
 impl GraphStore for Neo4jStore {
     fn load_facts(&self) -> Result<HashMap<String, (String, FileFacts)>, LibrarianError> {
         let mut out = HashMap::new();
@@ -731,5 +708,28 @@ impl GraphStore for Neo4jStore {
             edges: count("MATCH (:CodeNode {repo: $repo})-[e]->() RETURN count(e) AS v")?,
             unresolved: count("MATCH (u:UnresolvedRef {repo: $repo}) RETURN count(u) AS v")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port_of_a_bolt_uri() {
+        assert_eq!(host_port("bolt://db.local:7688"), "db.local:7688");
+        assert_eq!(host_port("neo4j://db.local"), "db.local:7687");
+        assert_eq!(host_port("bolt://127.0.0.1:1/"), "127.0.0.1:1");
+        assert_eq!(host_port("bolt+s://[::1]:9000"), "[::1]:9000");
+    }
+
+    #[test]
+    fn the_message_of_a_refused_begin() {
+        let debug = r#"unexpected response for BEGIN: Failure(Failure { metadata: BoltMap { value: {BoltString { value: "code" }: String(BoltString { value: "Neo.ClientError.Database.DatabaseNotFound" }), BoltString { value: "message" }: String(BoltString { value: "Cannot open database: nope" })} } })"#;
+        assert_eq!(
+            failure_message(debug).as_deref(),
+            Some("Cannot open database: nope")
+        );
+        assert_eq!(failure_message("something else"), None);
     }
 }

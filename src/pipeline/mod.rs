@@ -37,7 +37,10 @@ pub enum PipelineError {
     #[error(transparent)]
     Compress(#[from] CompressError),
     #[error("{unit}: {source}")]
-    Build { unit: String, source: BuildError },
+    Build {
+        unit: String,
+        source: Box<BuildError>,
+    },
     #[error("{file}: {message}")]
     File { file: String, message: String },
 }
@@ -319,7 +322,7 @@ pub fn run(
         )
         .map_err(|source| PipelineError::Build {
             unit: unit.symbol.clone(),
-            source,
+            source: Box::new(source),
         })?;
         build_ms += started.elapsed().as_secs_f64() * 1e3;
         let draft = &healed.draft;

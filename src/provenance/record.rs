@@ -51,6 +51,9 @@ pub struct UnitRecord {
     pub retries: u32,
     pub span: usize,
     pub steps: usize,
+    /// Forward passes over all attempts (generation, repairs, regenerations).
+    #[serde(default)]
+    pub forward_passes: usize,
     /// sha256 of the generated body; empty when the unit was skipped.
     pub body_sha256: String,
     pub tokens_before: usize,
