@@ -466,7 +466,12 @@ fn the_bundled_model_is_the_default() {
     let bundled = ouroboros::models::bundled_dir().expect("models/ouro-code-tiny is exported");
     let dir = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inventory");
-    for rel in ["inventory/__init__.py", "inventory/store.py", "inventory/report.py", "web.ts"] {
+    for rel in [
+        "inventory/__init__.py",
+        "inventory/store.py",
+        "inventory/report.py",
+        "web.ts",
+    ] {
         let to = dir.path().join(rel);
         fs::create_dir_all(to.parent().unwrap()).unwrap();
         fs::copy(src.join(rel), &to).unwrap();
@@ -475,7 +480,17 @@ fn the_bundled_model_is_the_default() {
     let before = tree(dir.path());
     let o = ouroboros(
         dir.path(),
-        &["refactor", "Add caching", "-t", "inventory/store.py", "-f", "restock", "--steps", "8", "--dry-run"],
+        &[
+            "refactor",
+            "Add caching",
+            "-t",
+            "inventory/store.py",
+            "-f",
+            "restock",
+            "--steps",
+            "8",
+            "--dry-run",
+        ],
     );
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
     assert_eq!(tree(dir.path()), before);
