@@ -510,3 +510,65 @@ fn the_bundled_model_is_the_default() {
     let list = ouroboros(dir.path(), &["models", "list"]);
     assert!(text(&list).contains("ouro-code-tiny (bundled, default)"));
 }
+
+fn with_chat_template(model: &Path) {
+    fs::write(
+        model.join("tokenizer_config.json"),
+        r#"{"chat_template": "{% for m in messages %}<|user|>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}", "eos_token": "<|endoftext|>"}"#,
+    )
+    .unwrap();
+}
+
+/// Instruct mode is chosen for checkpoints with a chat template. An answer that does not define
+/// the unit (here `;;;;`, which the gate alone would pass as a deletion) is never accepted.
+#[test]
+fn instruct_mode_refuses_answers_that_drop_the_unit() {
+    let models = tempfile::tempdir().unwrap();
+    let semi = always_writes(SEMICOLON, &models.path().join("semi-chat"));
+    with_chat_template(&semi);
+    let dir = project();
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Simplify",
+            "-t",
+            "util.js",
+            "-f",
+            "helper",
+            "--model",
+            semi.to_str().unwrap(),
+            "--auto-apply",
+            "--max-risk",
+            "1",
+            "--max-retries",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(fs::read_to_string(dir.path().join("util.js")).unwrap(), JS);
+    let r = record(dir.path(), &run_id(&o));
+    let generate = r["models_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["phase"] == "generate")
+        .unwrap();
+    assert!(generate["purpose"].as_str().unwrap().contains("(instruct)"));
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts[0]["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("does not define util.js:helper"));
+
+    // A base checkpoint has no template: asking for instruct mode is a usage error.
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor", "Simplify", "-t", "util.js", "--model", TINY, "--mode", "instruct",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("chat_template"), "{}", text(&o));
+}

@@ -84,10 +84,65 @@ impl Healed {
 pub struct Site<'a> {
     pub original: &'a str,
     pub kind: SourceKind,
-    /// Body lines to replace, 1-based and inclusive.
-    pub lines: (usize, usize),
-    pub context: &'a str,
+    pub request: Request<'a>,
     pub span: usize,
+}
+
+/// Renders the instruct prompt, with the gate's error summary from a failed attempt if any.
+pub type RenderPrompt<'a> = &'a dyn Fn(Option<&str>) -> Result<String, String>;
+
+pub enum Request<'a> {
+    /// Replace the body lines (1-based, inclusive) with `context` ahead of the file.
+    Infill {
+        lines: (usize, usize),
+        context: &'a str,
+    },
+    /// Replace the unit's whole lines with the code of a chat answer that defines `name`.
+    Instruct {
+        lines: (usize, usize),
+        name: &'a str,
+        render: RenderPrompt<'a>,
+    },
+}
+
+fn write(
+    builder: &Builder,
+    site: &Site,
+    cfg: &GenerateConfig,
+    feedback: Option<&str>,
+) -> Result<Draft, BuildError> {
+    match &site.request {
+        Request::Infill { lines, context } => {
+            let context = match feedback {
+                Some(summary) => {
+                    format!("{context}{}", feedback_comment(site.kind.language, summary))
+                }
+                None => context.to_string(),
+            };
+            builder.infill(site.original, *lines, &context, site.span, cfg)
+        }
+        Request::Instruct {
+            lines,
+            name,
+            render,
+        } => {
+            let prompt = render(feedback).map_err(BuildError::Template)?;
+            builder.instruct(&prompt, site.original, *lines, name, site.span, cfg)
+        }
+    }
+}
+
+/// The gate's verdict on a draft; a draft with no usable code fails whatever the gate says
+/// (an instruct answer that dropped the unit would otherwise pass as a deletion).
+fn judge(gate: &Gate, site: &Site, draft: &Draft) -> GateReport {
+    let mut report = gate.check_change(site.original, &draft.patched(), site.kind);
+    if let Some(problem) = &draft.problem {
+        report.is_valid = false;
+        report.error_summary = format!("{problem}\n{}", report.error_summary)
+            .trim_end()
+            .to_string();
+    }
+    report
 }
 
 pub fn build(
@@ -98,8 +153,8 @@ pub fn build(
     opts: HealOptions,
 ) -> Result<Healed, BuildError> {
     let started = Instant::now();
-    let mut draft = builder.infill(site.original, site.lines, site.context, site.span, cfg)?;
-    let mut report = gate.check_change(site.original, &draft.patched(), site.kind);
+    let mut draft = write(builder, site, cfg, None)?;
+    let mut report = judge(gate, site, &draft);
     let mut attempts = vec![log(0, Action::Generate, &draft, &report, None, started)];
     let first_body_tokens = draft.body_tokens();
     let first_seconds = draft.generation.seconds;
@@ -114,16 +169,14 @@ pub fn build(
             draft = fixed;
             (Action::Repair, Some(n))
         } else {
-            let feedback = feedback_comment(site.kind.language, &report.error_summary);
-            let context = format!("{}{feedback}", site.context);
             let reseeded = GenerateConfig {
                 seed: cfg.seed.wrapping_add(attempt as u64),
                 ..cfg.clone()
             };
-            draft = builder.infill(site.original, site.lines, &context, site.span, &reseeded)?;
+            draft = write(builder, site, &reseeded, Some(&report.error_summary))?;
             (Action::Regenerate, None)
         };
-        report = gate.check_change(site.original, &draft.patched(), site.kind);
+        report = judge(gate, site, &draft);
         attempts.push(log(attempt, action, &draft, &report, remasked, started));
     }
     Ok(Healed {

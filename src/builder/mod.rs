@@ -12,6 +12,9 @@
 //! See `heal` for the loop that alternates repair and regeneration.
 
 pub mod heal;
+mod instruct;
+
+pub use instruct::{chat_template, ChatTemplate};
 
 use std::ops::Range;
 
@@ -28,6 +31,8 @@ pub enum BuildError {
     },
     #[error("span of {span} tokens does not fit the model's {max} positions")]
     SpanTooLong { span: usize, max: usize },
+    #[error("{0}")]
+    Template(String),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
@@ -59,6 +64,19 @@ pub struct Draft {
     /// Canvas position and byte range in `body` of each token the body is made of.
     pieces: Vec<(usize, Range<usize>)>,
     pub generation: Generation,
+    pub shape: Shape,
+    /// Why the output cannot be used at all (instruct: no code for the unit in the answer).
+    pub problem: Option<String>,
+}
+
+/// What the span holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// The body itself, between the file's text.
+    Infill,
+    /// A chat answer with the unit's whole new code, re-indented by `indent`; it must define
+    /// `name`.
+    Instruct { name: String, indent: String },
 }
 
 impl Draft {
@@ -142,7 +160,54 @@ impl<'m> Builder<'m> {
         );
         let cfg = span_config(cfg, span, span);
         let generation = generate(self.model, canvas, &cfg, |_| {})?;
-        Ok(self.draft(prefix, suffix, generation))
+        Ok(self.draft(prefix, suffix, generation, Shape::Infill))
+    }
+
+    /// Rewrite the whole unit on lines `lines` (signature included) from a chat `prompt`
+    /// (already rendered with the checkpoint's template): the canvas is the prompt and `span`
+    /// masks for the answer, from which the first fenced code block is taken.
+    pub fn instruct(
+        &self,
+        prompt: &str,
+        source: &str,
+        lines: (usize, usize),
+        name: &str,
+        span: usize,
+        cfg: &GenerateConfig,
+    ) -> Result<Draft, BuildError> {
+        let all: Vec<&str> = source.split_inclusive('\n').collect();
+        let (a, b) = lines;
+        if a == 0 || b < a || b > all.len() {
+            return Err(BuildError::Lines {
+                start: a,
+                end: b,
+                lines: all.len(),
+            });
+        }
+        let max = self.model.max_positions();
+        if span >= max {
+            return Err(BuildError::SpanTooLong { span, max });
+        }
+        let ids = self.model.codec.encode(prompt)?;
+        // A prompt too long for the window loses its beginning (the system text and the
+        // context's farthest items), never the request at its end.
+        let keep = ids.len().min(max - span);
+        let canvas = Canvas::for_prompt(&ids[ids.len() - keep..], span, self.model.mask_id);
+        let indent: String = all[a - 1]
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
+        let cfg = span_config(cfg, span, span);
+        let generation = generate(self.model, canvas, &cfg, |_| {})?;
+        Ok(self.draft(
+            all[..a - 1].concat(),
+            all[b..].concat(),
+            generation,
+            Shape::Instruct {
+                name: name.to_string(),
+                indent,
+            },
+        ))
     }
 
     /// Mask again the body tokens that overlap `errors` (byte ranges in the patched file) with
@@ -200,12 +265,17 @@ impl<'m> Builder<'m> {
         let cfg = span_config(cfg, span.len(), chosen.len());
         let generation = generate(self.model, canvas, &cfg, |_| {})?;
         Ok((
-            self.draft(draft.prefix.clone(), draft.suffix.clone(), generation),
+            self.draft(
+                draft.prefix.clone(),
+                draft.suffix.clone(),
+                generation,
+                draft.shape.clone(),
+            ),
             chosen.len(),
         ))
     }
 
-    fn draft(&self, prefix: String, suffix: String, generation: Generation) -> Draft {
+    fn draft(&self, prefix: String, suffix: String, generation: Generation, shape: Shape) -> Draft {
         let codec = &self.model.codec;
         let span = generation.canvas.span.clone();
         let tokens = &generation.canvas.tokens;
@@ -216,17 +286,44 @@ impl<'m> Builder<'m> {
         let kept: Vec<u32> = tokens[span.start..stop].to_vec();
         // Byte ranges by decoding growing prefixes: byte-level BPE can split a character over
         // tokens, so decoding tokens one at a time would not add up.
-        let mut pieces = Vec::with_capacity(kept.len());
+        let mut offsets = Vec::with_capacity(kept.len());
         let mut prev = 0;
         for i in 0..kept.len() {
             let len = codec.decode(&kept[..=i], false).len();
-            pieces.push((span.start + i, prev..len.max(prev)));
+            offsets.push(prev..len.max(prev));
             prev = len.max(prev);
         }
-        let mut body = codec.decode(&kept, false);
-        if !body.is_empty() && !body.ends_with('\n') {
-            body.push('\n');
-        }
+        let text = codec.decode(&kept, false);
+        let (body, pieces, problem) = match &shape {
+            Shape::Infill => {
+                let mut body = text;
+                if !body.is_empty() && !body.ends_with('\n') {
+                    body.push('\n');
+                }
+                let pieces = offsets
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (span.start + i, r))
+                    .collect();
+                (body, pieces, None)
+            }
+            Shape::Instruct { name, indent } => {
+                let answer = instruct::Answer::parse(&text, indent);
+                let problem = if answer.code.trim().is_empty() {
+                    Some("the answer holds no code".to_string())
+                } else if !instruct::defines(&answer.code, name) {
+                    Some(format!("the answer does not define {name}"))
+                } else {
+                    None
+                };
+                let pieces = offsets
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| answer.body_range(&r).map(|b| (span.start + i, b)))
+                    .collect();
+                (answer.code, pieces, problem)
+            }
+        };
         Draft {
             prefix,
             suffix,
@@ -234,6 +331,8 @@ impl<'m> Builder<'m> {
             body,
             pieces,
             generation,
+            shape,
+            problem,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 
-use super::heal::{build, Action, HealOptions, Site};
+use super::heal::{build, Action, HealOptions, Request, Site};
 use super::*;
 use crate::diffusion::{EosPolicy, Overrides, SamplerKind, TokenSampling};
 use crate::gate::{Gate, Language};
@@ -119,8 +119,10 @@ fn healing_alternates_repair_and_regeneration_and_stops_when_it_passes() {
     let site = Site {
         original: SOURCE,
         kind: Language::Python.default_kind(),
-        lines: (6, 7),
-        context: "",
+        request: Request::Infill {
+            lines: (6, 7),
+            context: "",
+        },
         span: 32,
     };
     let healed = build(

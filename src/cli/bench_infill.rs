@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::bench::mean_sd;
 use super::gen_opts::{build_config, Loaded, SamplingArgs};
-use crate::builder::heal::{build, HealOptions, Site};
+use crate::builder::heal::{build, HealOptions, Request, Site};
 use crate::builder::{span_for, Builder, SPAN_BUCKETS};
 use crate::device::dtype_name;
 use crate::gate::{self, Gate, Language};
@@ -181,8 +181,10 @@ pub fn run(loaded: &Loaded, args: &InfillArgs, seed: u64) -> anyhow::Result<Vec<
             let site = Site {
                 original: &t.source,
                 kind,
-                lines: t.lines,
-                context: "",
+                request: Request::Infill {
+                    lines: t.lines,
+                    context: "",
+                },
                 span,
             };
             let out = build(

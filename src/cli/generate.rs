@@ -172,40 +172,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Render the checkpoint's chat template (tokenizer_config.json) around one user message.
 fn chat_prompt(model: &crate::diffusion::DiffusionLm, prompt: &str) -> anyhow::Result<String> {
-    let path = model.dir.join("tokenizer_config.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("--chat needs {}", path.display()))?;
-    let cfg: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
-    let template = cfg
-        .get("chat_template")
-        .and_then(|t| t.as_str())
+    let template = crate::builder::chat_template(&model.dir)
+        .map_err(|e| anyhow!(e))?
         .ok_or_else(|| {
             anyhow!(
                 "{}: no chat_template; drop --chat for base models",
-                path.display()
+                model.dir.join("tokenizer_config.json").display()
             )
         })?;
-    let mut env = minijinja::Environment::new();
-    env.add_template("chat", template)
-        .with_context(|| format!("{}: chat_template", path.display()))?;
-    let token = |k: &str| {
-        cfg.get(k).and_then(|v| {
-            v.as_str().map(str::to_string).or_else(|| {
-                v.get("content")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_string)
-            })
-        })
-    };
-    let rendered = env
-        .get_template("chat")?
-        .render(minijinja::context! {
-            messages => vec![minijinja::context! { role => "user", content => prompt }],
-            add_generation_prompt => true,
-            bos_token => token("bos_token").unwrap_or_default(),
-            eos_token => token("eos_token").unwrap_or_default(),
-        })
-        .with_context(|| format!("{}: rendering chat_template", path.display()))?;
-    Ok(rendered)
+    template.render(prompt).map_err(|e| anyhow!(e))
 }

@@ -34,6 +34,10 @@ pub struct Args {
     /// Only these functions, methods or classes of the targets (repeatable).
     #[arg(short = 'f', long = "function", value_name = "NAME")]
     pub functions: Vec<String>,
+    /// infill (mask the body; base models) or instruct (chat template; instruct models).
+    /// Default: instruct when the checkpoint has a chat template, else infill.
+    #[arg(long, value_enum)]
+    pub mode: Option<pipeline::Mode>,
     /// Tokens each body gets on the canvas (default: sized from the current body).
     #[arg(long)]
     pub gen_length: Option<usize>,
@@ -176,6 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let weights = crate::models::weights_sha256(&model.shards)
         .with_context(|| format!("hashing the weights of {}", model.dir.display()))?;
     let cfg = build_config(&loaded, &args.sampling, Some(64), Some(64))?;
+    let mode = resolve_mode(args.mode, model)?;
     let steps = match (args.sampling.steps, args.sampling.preset) {
         (Some(n), _) => StepRule::Fixed(n),
         (None, Some(p)) => StepRule::PerSpan(match p {
@@ -215,6 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         functions: &args.functions,
         model,
         weights_sha256: &weights,
+        mode,
         cfg: &cfg,
         steps,
         gen_length: args.gen_length,
@@ -247,7 +253,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
 
-    record_models(&mut log, &outcome, &loaded, &weights, &cfg);
+    record_models(&mut log, &outcome, &loaded, &weights, &cfg, mode);
     let safe = !args.no_safe_mode;
     let mut statuses: HashMap<String, Status> = HashMap::new();
     let mut diffs = String::new();
@@ -418,12 +424,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// `--mode`, or the checkpoint's kind: instruct when it has a chat template.
+pub(crate) fn resolve_mode(
+    asked: Option<pipeline::Mode>,
+    model: &crate::diffusion::DiffusionLm,
+) -> anyhow::Result<pipeline::Mode> {
+    let template = crate::builder::chat_template(&model.dir).map_err(|e| anyhow!(e))?;
+    Ok(match asked {
+        Some(m) => m,
+        None if template.is_some() => pipeline::Mode::Instruct,
+        None => pipeline::Mode::Infill,
+    })
+}
+
 fn record_models(
     log: &mut ProvenanceLogger,
     outcome: &Outcome,
     loaded: &super::gen_opts::Loaded,
     weights: &str,
     cfg: &crate::diffusion::GenerateConfig,
+    mode: pipeline::Mode,
 ) {
     let model = &loaded.model;
     let device = loaded.device.to_string();
@@ -456,7 +476,11 @@ fn record_models(
         log.log_model_usage(ModelUsage {
             phase: "generate".into(),
             model_name: model.name.clone(),
-            purpose: format!("infilling the body of {}", u.symbol),
+            purpose: format!(
+                "writing {} ({})",
+                u.symbol,
+                format!("{mode:?}").to_lowercase()
+            ),
             tokens_used: u.span as u64,
             duration_ms: u.seconds * 1e3,
             num_steps: Some(u.steps as u32),

@@ -91,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let cfg = build_config(&loaded, &recorded.sampling, Some(64), Some(64))?;
+    let mode = refactor::resolve_mode(recorded.mode, model)?;
     let steps = match (recorded.sampling.steps, recorded.sampling.preset) {
         (Some(n), _) => StepRule::Fixed(n),
         (None, Some(p)) => StepRule::PerSpan(match p {
@@ -125,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         functions: &recorded.functions,
         model,
         weights_sha256: &weights,
+        mode,
         cfg: &cfg,
         steps,
         gen_length: recorded.gen_length,

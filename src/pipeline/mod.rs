@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::builder::heal::{self, AttemptLog, HealOptions, Site};
+use crate::builder::heal::{self, AttemptLog, HealOptions, Request, Site};
+use crate::builder::{chat_template, ChatTemplate};
 use crate::builder::{span_for, BuildError, Builder, SPAN_BUCKETS};
 use crate::compressor::{
     self, CompressError, CompressedContext, Compressor, DiffusionScorer, ScoreCache, Sources,
@@ -64,6 +65,16 @@ impl StepRule {
     }
 }
 
+/// How a unit is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Mask the body between the file's text (base checkpoints).
+    Infill,
+    /// Ask through the chat template and read the code out of the answer (instruct checkpoints).
+    Instruct,
+}
+
 /// What the pipeline needs besides the repository.
 pub struct Settings<'a> {
     pub task: &'a str,
@@ -71,6 +82,7 @@ pub struct Settings<'a> {
     pub functions: &'a [String],
     pub model: &'a DiffusionLm,
     pub weights_sha256: &'a str,
+    pub mode: Mode,
     /// Sampler, temperature, seed...; steps and lengths are set per unit.
     pub cfg: &'a GenerateConfig,
     pub steps: StepRule,
@@ -186,6 +198,20 @@ pub fn run(
 
     let model = s.model;
     let builder = Builder::new(model);
+    let template: Option<ChatTemplate> = match s.mode {
+        Mode::Infill => None,
+        Mode::Instruct => Some(
+            chat_template(&model.dir)
+                .map_err(|message| PipelineError::File {
+                    file: model.dir.join("tokenizer_config.json").display().to_string(),
+                    message,
+                })?
+                .ok_or_else(|| PipelineError::File {
+                    file: model.dir.join("tokenizer_config.json").display().to_string(),
+                    message: "no chat_template: instruct mode needs an instruct checkpoint (use --mode infill)".into(),
+                })?,
+        ),
+    };
     let mut scorer = DiffusionScorer::new(model, s.weights_sha256.to_string());
     let mut cache = ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))?;
 
@@ -265,7 +291,12 @@ pub fn run(
             shifted(&shifts, &unit.file, unit.lines.0),
             shifted(&shifts, &unit.file, unit.lines.1),
         );
-        let Some(body) = locate::body_lines(&text, kind.language, def_lines) else {
+        // Infill replaces the body lines; instruct mode rewrites the unit's whole lines.
+        let replaced = match s.mode {
+            Mode::Infill => locate::body_lines(&text, kind.language, def_lines),
+            Mode::Instruct => Some(def_lines),
+        };
+        let Some(body) = replaced else {
             units.push(skipped(
                 unit,
                 &context,
@@ -280,7 +311,11 @@ pub fn run(
             .encode(&old_body)
             .map_err(CompressError::from)?
             .len();
-        let mut span = s.gen_length.unwrap_or_else(|| span_for_edit(old_tokens));
+        // An answer also holds its code fence.
+        let fence = if s.mode == Mode::Instruct { 16 } else { 0 };
+        let mut span = s
+            .gen_length
+            .unwrap_or_else(|| span_for_edit(old_tokens + fence));
         if let Some(b) = s.block_length.filter(|&b| b > 0) {
             span = span.div_ceil(b) * b;
         }
@@ -303,11 +338,31 @@ pub fn run(
             ..s.cfg.clone()
         };
         let prompt = format!("{}{}", task_comment(kind, s.task, unit), context.text);
+        let render = |feedback: Option<&str>| -> Result<String, String> {
+            let template = template.as_ref().ok_or("no chat template")?;
+            template.render(&instruct_message(
+                s.task,
+                unit,
+                kind,
+                &context.text,
+                &old_body,
+                feedback,
+            ))
+        };
         let site = Site {
             original: &text,
             kind,
-            lines: body,
-            context: &prompt,
+            request: match s.mode {
+                Mode::Infill => Request::Infill {
+                    lines: body,
+                    context: &prompt,
+                },
+                Mode::Instruct => Request::Instruct {
+                    lines: body,
+                    name: &unit.symbol,
+                    render: &render,
+                },
+            },
             span,
         };
         let healed = heal::build(
@@ -441,6 +496,49 @@ fn task_comment(kind: SourceKind, task: &str, unit: &EditUnit) -> String {
         "{c} Task: {task}\n{c} Rewriting {} ({}).\n",
         unit.symbol, unit.reason
     )
+}
+
+/// The user turn of instruct mode: the task, the unit and why it is planned, the compressed
+/// context, the current code, the previous attempt's parse errors, and the reply format.
+fn instruct_message(
+    task: &str,
+    unit: &EditUnit,
+    kind: SourceKind,
+    context: &str,
+    code: &str,
+    feedback: Option<&str>,
+) -> String {
+    let lang = match kind.language {
+        crate::gate::Language::Python => "python",
+        crate::gate::Language::JavaScript => "javascript",
+        _ => "typescript",
+    };
+    let simple = unit
+        .symbol
+        .rsplit(['.', ':'])
+        .next()
+        .unwrap_or(&unit.symbol);
+    let mut m = format!(
+        "{task}\n\nRewrite `{}` in {} ({}).",
+        unit.symbol, unit.file, unit.reason
+    );
+    if !unit.callers.is_empty() {
+        m.push_str(&format!(
+            " It is called by {}; keep its signature unless the task needs a change.",
+            unit.callers.join(", ")
+        ));
+    }
+    if !context.trim().is_empty() {
+        m.push_str(&format!("\n\nCode it uses:\n```{lang}\n{context}```"));
+    }
+    m.push_str(&format!("\n\nCurrent code:\n```{lang}\n{code}```"));
+    if let Some(errors) = feedback {
+        m.push_str(&format!("\n\nA previous answer did not parse:\n{errors}"));
+    }
+    m.push_str(&format!(
+        "\n\nReply with the complete new code of `{simple}` in one ```{lang} block and nothing else."
+    ));
+    m
 }
 
 #[cfg(test)]
