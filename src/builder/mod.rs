@@ -43,6 +43,13 @@ pub enum BuildError {
 /// but are less familiar to it.
 pub const SPAN_BUCKETS: [usize; 4] = [32, 64, 128, 256];
 
+/// How many tokens before and after a span fit in `window`: the text farthest from the span is
+/// cut first, and what precedes the span keeps at least half the window when it has that much.
+pub fn fit_window(before: usize, after: usize, window: usize) -> (usize, usize) {
+    let n_before = before.min((window / 2).max(window.saturating_sub(after)));
+    (n_before, after.min(window - n_before))
+}
+
 /// The smallest bucket that holds `tokens` (the largest bucket if none does).
 pub fn span_for(tokens: usize) -> usize {
     SPAN_BUCKETS

@@ -240,10 +240,10 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
             }
         }
         "csv" => {
-            println!("model,params,backend,dtype,scorer,budget_pct,functions,ratio_mean,recall_whole_mean,recall_whole_sd,recall_any_mean,recall_any_sd,ms_per_unit,commit,date");
+            println!("model,params,backend,dtype,scorer,budget_pct,functions,ratio_mean,recall_whole_mean,recall_whole_sd,recall_any_mean,recall_any_sd,ms_per_unit,score_ms_per_unit,commit,date");
             for r in rows {
                 println!(
-                    "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{},{}",
+                    "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{:.2},{},{}",
                     r.model,
                     r.params,
                     r.backend,
@@ -257,17 +257,18 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
                     r.recall_any_mean,
                     r.recall_any_sd,
                     r.ms_per_unit,
+                    r.score_ms_per_unit,
                     r.commit,
                     r.date
                 );
             }
         }
         _ => {
-            println!("| scorer | model | budget % | functions | ratio | recall (whole) | recall (whole or signature) | ms/unit |");
-            println!("|---|---|---:|---:|---:|---:|---:|---:|");
+            println!("| scorer | model | budget % | functions | ratio | recall (whole) | recall (whole or signature) | fit ms/unit | score ms/unit |");
+            println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
             for r in rows {
                 println!(
-                    "| {} | {} | {} | {} | {:.2} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.1} |",
+                    "| {} | {} | {} | {} | {:.2} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.1} | {:.0} |",
                     r.scorer,
                     r.model,
                     r.budget_pct,
@@ -277,18 +278,18 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
                     r.recall_whole_sd,
                     r.recall_any_mean,
                     r.recall_any_sd,
-                    r.ms_per_unit
+                    r.ms_per_unit,
+                    r.score_ms_per_unit
                 );
             }
             if let Some(r) = rows.first() {
+                let model = rows
+                    .iter()
+                    .find(|r| r.model != "-")
+                    .map_or("the model", |r| r.model.as_str());
                 println!(
-                    "\ncommit {} · {} · {} · tokens counted with {}'s tokenizer",
-                    r.commit,
-                    r.backend,
-                    r.date,
-                    rows.iter()
-                        .find(|r| r.model != "-")
-                        .map_or("the model", |r| r.model.as_str())
+                    "\ncommit {} · {} · {} · tokens counted with {model}'s tokenizer",
+                    r.commit, r.backend, r.date
                 );
             }
         }

@@ -41,6 +41,10 @@ pub struct Row {
     steps: String,
     functions: usize,
     gate_pass: f64,
+    /// First bodies that pass and are more than a placeholder (`pass`, `...`, a bare `return`).
+    gate_pass_nontrivial: f64,
+    /// First bodies that are only such a placeholder.
+    trivial: f64,
     gate_pass_healed: f64,
     token_accuracy: f64,
     tok_s_mean: f64,
@@ -159,6 +163,7 @@ pub fn run(loaded: &Loaded, args: &InfillArgs, seed: u64) -> anyhow::Result<Vec<
             })?),
         };
         let (mut first, mut healed, mut acc, mut tok_s) = (0usize, 0usize, Vec::new(), Vec::new());
+        let (mut nontrivial, mut trivial) = (0usize, 0usize);
         let mut sampler = String::new();
         for (i, t) in targets.iter().enumerate() {
             let original = model.codec.encode(&t.body)?;
@@ -200,6 +205,9 @@ pub fn run(loaded: &Loaded, args: &InfillArgs, seed: u64) -> anyhow::Result<Vec<
             .with_context(|| format!("{}:{}-{}", t.file.display(), t.lines.0, t.lines.1))?;
             first += usize::from(out.passed_first());
             healed += usize::from(out.passed());
+            let placeholder = is_placeholder(&model.codec.decode(&out.first_body_tokens, false));
+            trivial += usize::from(placeholder);
+            nontrivial += usize::from(out.passed_first() && !placeholder);
             // Token accuracy and speed are those of the first generation, before any healing.
             let first_tokens = &out.first_body_tokens;
             let same = original
@@ -223,6 +231,8 @@ pub fn run(loaded: &Loaded, args: &InfillArgs, seed: u64) -> anyhow::Result<Vec<
             steps: label.clone(),
             functions: targets.len(),
             gate_pass: first as f64 / n,
+            gate_pass_nontrivial: nontrivial as f64 / n,
+            trivial: trivial as f64 / n,
             gate_pass_healed: healed as f64 / n,
             token_accuracy: mean_sd(&acc).0,
             tok_s_mean: m,
@@ -235,6 +245,24 @@ pub fn run(loaded: &Loaded, args: &InfillArgs, seed: u64) -> anyhow::Result<Vec<
     Ok(rows)
 }
 
+/// A body that only stands in for one: it parses, and says nothing.
+fn is_placeholder(body: &str) -> bool {
+    let lines: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    matches!(
+        lines.as_slice(),
+        [] | ["pass"]
+            | ["..."]
+            | ["return"]
+            | ["return None"]
+            | ["raise NotImplementedError"]
+            | ["raise NotImplementedError()"]
+    )
+}
+
 pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
     match format {
         "jsonl" => {
@@ -243,10 +271,10 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
             }
         }
         "csv" => {
-            println!("model,params,backend,dtype,sampler,steps,functions,gate_pass,gate_pass_healed,token_accuracy,tok_s_mean,tok_s_sd,retries,commit,date");
+            println!("model,params,backend,dtype,sampler,steps,functions,gate_pass,gate_pass_nontrivial,trivial,gate_pass_healed,token_accuracy,tok_s_mean,tok_s_sd,retries,commit,date");
             for r in rows {
                 println!(
-                    "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{},{},{}",
+                    "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{:.2},{},{},{}",
                     r.model,
                     r.params,
                     r.backend,
@@ -255,6 +283,8 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
                     r.steps,
                     r.functions,
                     r.gate_pass,
+                    r.gate_pass_nontrivial,
+                    r.trivial,
                     r.gate_pass_healed,
                     r.token_accuracy,
                     r.tok_s_mean,
@@ -266,23 +296,14 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
             }
         }
         _ => {
-            println!("| model | params | backend | dtype | sampler | steps | functions | gate pass | after healing | token accuracy | tok/s |");
-            println!("|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|");
+            println!("| model | params | backend | dtype | sampler | steps | functions | gate pass | gate pass, not a placeholder | placeholder bodies | after healing | token accuracy | tok/s |");
+            println!("|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             for r in rows {
                 println!(
-                    "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.1} ± {:.1} |",
-                    r.model,
-                    r.params,
-                    r.backend,
-                    r.dtype,
-                    r.sampler,
-                    r.steps,
-                    r.functions,
-                    r.gate_pass,
-                    r.gate_pass_healed,
-                    r.token_accuracy,
-                    r.tok_s_mean,
-                    r.tok_s_sd
+                    "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} ± {:.1} |",
+                    r.model, r.params, r.backend, r.dtype, r.sampler, r.steps, r.functions,
+                    r.gate_pass, r.gate_pass_nontrivial, r.trivial, r.gate_pass_healed,
+                    r.token_accuracy, r.tok_s_mean, r.tok_s_sd
                 );
             }
             if let Some(r) = rows.first() {
@@ -294,4 +315,28 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_bodies_that_say_nothing() {
+        for b in [
+            "    pass\n",
+            "\n    ...\n",
+            "    # todo\n    return None\n",
+            "",
+        ] {
+            assert!(is_placeholder(b), "{b:?}");
+        }
+        for b in [
+            "    return x\n",
+            "    pass\n    return 1\n",
+            "    raise ValueError(x)\n",
+        ] {
+            assert!(!is_placeholder(b), "{b:?}");
+        }
+    }
 }

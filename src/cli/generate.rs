@@ -70,10 +70,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let prefix: String = lines[..start - 1].concat();
             let suffix: String = lines[end..].concat();
+            // A file longer than the model's window keeps the text nearest the span.
+            let before = codec.encode(&prefix)?;
+            let after = codec.encode(&suffix)?;
+            let (nb, na) = crate::builder::fit_window(
+                before.len(),
+                after.len(),
+                model.max_positions().saturating_sub(cfg.gen_length),
+            );
             let canvas = Canvas::for_infill(
-                &codec.encode(&prefix)?,
+                &before[before.len() - nb..],
                 cfg.gen_length,
-                &codec.encode(&suffix)?,
+                &after[..na],
                 model.mask_id,
             );
             (canvas, prefix, suffix)
