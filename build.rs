@@ -12,5 +12,11 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=OUROBOROS_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // A commit rewrites the branch's ref file, not HEAD; a directory's mtime would not notice.
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(branch) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed=.git/{branch}");
+        }
+    }
+    println!("cargo:rerun-if-changed=.git/packed-refs");
 }
