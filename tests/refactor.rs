@@ -71,6 +71,7 @@ const SEMICOLON: usize = 29;
 
 fn ouroboros(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+        .env_remove("OUROBOROS_MODEL")
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())

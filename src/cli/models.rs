@@ -29,8 +29,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         ModelsCommand::List { json } => {
             let all = models::manifests();
+            // The bundled model is the default unless OUROBOROS_MODEL names another.
+            let is_default = std::env::var("OUROBOROS_MODEL").map_or(true, |v| v.trim().is_empty());
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                let mut v = serde_json::to_value(&all)?;
+                if let (Some(list), Some(dir)) = (v.as_array_mut(), models::bundled_dir()) {
+                    list.push(serde_json::json!({
+                        "name": models::BUNDLED,
+                        "bundled": true,
+                        "default": is_default,
+                        "path": dir,
+                        "family": "llada",
+                    }));
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(ExitCode::from(exit::OK));
             }
             let mut t = Table::new();
@@ -66,7 +78,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             match models::bundled_dir() {
                 Some(dir) => t.add_row(vec![
-                    format!("{} (bundled, default)", models::BUNDLED),
+                    format!(
+                        "{} (bundled{})",
+                        models::BUNDLED,
+                        if is_default { ", default" } else { "" }
+                    ),
                     dir.display().to_string(),
                     "llada".into(),
                     "2".into(),
