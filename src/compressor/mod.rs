@@ -223,8 +223,18 @@ impl Sources {
         let code = self.lines(root, &unit.file, unit.lines)?;
         let comment = comment_prefix(&unit.file);
         let mut out = Vec::new();
+        let simple = unit
+            .symbol
+            .rsplit(['.', ':'])
+            .next()
+            .unwrap_or(&unit.symbol);
         for item in &unit.context_items {
-            let body = self.lines(root, &item.file, item.lines)?;
+            let mut body = self.lines(root, &item.file, item.lines)?;
+            if item.role == ContextRole::CallerSignature {
+                // What a caller shows about the unit is how it calls it: its head and the lines
+                // that mention the unit, not its whole body.
+                body = call_sites(&body, simple);
+            }
             let full = format!(
                 "{comment} {}:{}-{} {}\n{}{}",
                 item.file,
@@ -249,6 +259,49 @@ impl Sources {
         }
         Ok((code, out))
     }
+}
+
+/// A caller's first line and the lines that mention `name`, with `...` where lines were left
+/// out; the whole text when it is that short anyway.
+fn call_sites(body: &str, name: &str) -> String {
+    let lines: Vec<&str> = body.split_inclusive('\n').collect();
+    let mentions = |l: &str| {
+        l.match_indices(name).any(|(i, _)| {
+            let before = l[..i].chars().next_back();
+            let after = l[i + name.len()..].chars().next();
+            let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            !ident(before) && !ident(after)
+        })
+    };
+    let keep: Vec<bool> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| i == 0 || mentions(l))
+        .collect();
+    if keep.iter().all(|k| *k) {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut skipped = false;
+    for (l, k) in lines.iter().zip(&keep) {
+        if *k {
+            if skipped {
+                let indent: String = l.chars().take_while(|c| c.is_whitespace()).collect();
+                out.push_str(&format!("{indent}...\n"));
+            }
+            out.push_str(l);
+            if !l.ends_with('\n') {
+                out.push('\n');
+            }
+            skipped = false;
+        } else {
+            skipped = true;
+        }
+    }
+    if skipped {
+        out.push_str("    ...\n");
+    }
+    out
 }
 
 fn comment_prefix(file: &str) -> &'static str {

@@ -262,3 +262,14 @@ fn gather_reads_units_and_items_and_reports_stale_lines() {
     let err = Sources::default().gather(dir.path(), &u).unwrap_err();
     assert!(err.to_string().contains("pkg/m.py:1-40"), "{err}");
 }
+
+#[test]
+fn callers_show_their_head_and_call_sites_only() {
+    let body = "def report(xs):\n    n = len(xs)\n    m = 2\n    s = total(xs)\n    totals = 3\n    return s / n\n";
+    assert_eq!(
+        call_sites(body, "total"),
+        "def report(xs):\n    ...\n    s = total(xs)\n    ...\n"
+    );
+    let short = "def f():\n    return total(1)\n";
+    assert_eq!(call_sites(short, "total"), short);
+}
