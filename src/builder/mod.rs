@@ -135,30 +135,13 @@ impl<'m> Builder<'m> {
         span: usize,
         cfg: &GenerateConfig,
     ) -> Result<Draft, BuildError> {
-        let all: Vec<&str> = source.split_inclusive('\n').collect();
-        let (a, b) = lines;
-        if a == 0 || b < a || b > all.len() {
-            return Err(BuildError::Lines {
-                start: a,
-                end: b,
-                lines: all.len(),
-            });
-        }
-        let prefix: String = all[..a - 1].concat();
-        let suffix: String = all[b..].concat();
-        let max = self.model.max_positions();
-        if span >= max {
-            return Err(BuildError::SpanTooLong { span, max });
-        }
+        let (prefix, _, suffix) = self.around(source, lines, span)?;
         let codec = &self.model.codec;
         let mut before = codec.encode(context)?;
         before.extend(codec.encode(&prefix)?);
         let after = codec.encode(&suffix)?;
-        let window = max - span;
-        let n_before = before
-            .len()
-            .min((window / 2).max(window.saturating_sub(after.len())));
-        let n_after = after.len().min(window - n_before);
+        let (n_before, n_after) =
+            fit_window(before.len(), after.len(), self.model.max_positions() - span);
         let canvas = Canvas::for_infill(
             &before[before.len() - n_before..],
             span,
@@ -182,8 +165,39 @@ impl<'m> Builder<'m> {
         span: usize,
         cfg: &GenerateConfig,
     ) -> Result<Draft, BuildError> {
+        let (prefix, unit, suffix) = self.around(source, lines, span)?;
+        let max = self.model.max_positions();
+        let ids = self.model.codec.encode(prompt)?;
+        // A prompt too long for the window loses its beginning (the system text and the
+        // context's farthest items), never the request at its end.
+        let keep = ids.len().min(max - span);
+        let canvas = Canvas::for_prompt(&ids[ids.len() - keep..], span, self.model.mask_id);
+        let indent: String = unit
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
+        let cfg = span_config(cfg, span, span);
+        let generation = generate(self.model, canvas, &cfg, |_| {})?;
+        Ok(self.draft(
+            prefix,
+            suffix,
+            generation,
+            Shape::Instruct {
+                name: name.to_string(),
+                indent,
+            },
+        ))
+    }
+
+    /// The text before, on and after `lines` (1-based, inclusive) of `source`, once both the
+    /// lines and a span of `span` tokens are known to fit.
+    fn around(
+        &self,
+        source: &str,
+        (a, b): (usize, usize),
+        span: usize,
+    ) -> Result<(String, String, String), BuildError> {
         let all: Vec<&str> = source.split_inclusive('\n').collect();
-        let (a, b) = lines;
         if a == 0 || b < a || b > all.len() {
             return Err(BuildError::Lines {
                 start: a,
@@ -195,25 +209,10 @@ impl<'m> Builder<'m> {
         if span >= max {
             return Err(BuildError::SpanTooLong { span, max });
         }
-        let ids = self.model.codec.encode(prompt)?;
-        // A prompt too long for the window loses its beginning (the system text and the
-        // context's farthest items), never the request at its end.
-        let keep = ids.len().min(max - span);
-        let canvas = Canvas::for_prompt(&ids[ids.len() - keep..], span, self.model.mask_id);
-        let indent: String = all[a - 1]
-            .chars()
-            .take_while(|c| *c == ' ' || *c == '\t')
-            .collect();
-        let cfg = span_config(cfg, span, span);
-        let generation = generate(self.model, canvas, &cfg, |_| {})?;
-        Ok(self.draft(
+        Ok((
             all[..a - 1].concat(),
+            all[a - 1..b].concat(),
             all[b..].concat(),
-            generation,
-            Shape::Instruct {
-                name: name.to_string(),
-                indent,
-            },
         ))
     }
 

@@ -85,6 +85,14 @@ struct Row {
     date: String,
 }
 
+/// One JSON object per row: the `-o jsonl` form every evaluation shares.
+pub(super) fn print_jsonl<T: Serialize>(rows: &[T]) -> anyhow::Result<()> {
+    for r in rows {
+        println!("{}", serde_json::to_string(r)?);
+    }
+    Ok(())
+}
+
 pub(super) fn mean_sd(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n.max(1.0);
@@ -224,11 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn print_rows(rows: &[Row], format: &str) -> anyhow::Result<()> {
     match format {
-        "jsonl" => {
-            for r in rows {
-                println!("{}", serde_json::to_string(r)?);
-            }
-        }
+        "jsonl" => print_jsonl(rows)?,
         "csv" => {
             println!("model,params,backend,dtype,steps,gen,block,sampler,threshold,tok_s_mean,tok_s_sd,ms_step,forward_passes,reps,commit,device_name,date");
             for r in rows {

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::bench::mean_sd;
+use super::bench::{mean_sd, print_jsonl};
 use super::gen_opts::Loaded;
 use crate::compressor::{Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy};
 use crate::device::dtype_name;
@@ -103,7 +103,7 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
         String::new()
     };
     let mut scorer = DiffusionScorer::new(model, weights);
-    let mut cache = ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))?;
+    let mut cache = ScoreCache::in_repo(&root)?;
     let mut sources = Sources::default();
     // Per (scorer, budget): ratios, recall of called definitions kept whole, kept in any form,
     // and milliseconds.
@@ -234,11 +234,7 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
 
 pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
     match format {
-        "jsonl" => {
-            for r in rows {
-                println!("{}", serde_json::to_string(r)?);
-            }
-        }
+        "jsonl" => print_jsonl(rows)?,
         "csv" => {
             println!("model,params,backend,dtype,scorer,budget_pct,functions,ratio_mean,recall_whole_mean,recall_whole_sd,recall_any_mean,recall_any_sd,ms_per_unit,score_ms_per_unit,commit,date");
             for r in rows {

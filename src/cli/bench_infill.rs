@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use super::bench::mean_sd;
+use super::bench::{mean_sd, print_jsonl};
 use super::gen_opts::{build_config, Loaded, SamplingArgs};
 use crate::builder::heal::{build, HealOptions, Request, Site};
 use crate::builder::{span_for, Builder, SPAN_BUCKETS};
@@ -265,11 +265,7 @@ fn is_placeholder(body: &str) -> bool {
 
 pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
     match format {
-        "jsonl" => {
-            for r in rows {
-                println!("{}", serde_json::to_string(r)?);
-            }
-        }
+        "jsonl" => print_jsonl(rows)?,
         "csv" => {
             println!("model,params,backend,dtype,sampler,steps,functions,gate_pass,gate_pass_nontrivial,trivial,gate_pass_healed,token_accuracy,tok_s_mean,tok_s_sd,retries,commit,date");
             for r in rows {

@@ -134,14 +134,31 @@ pub fn parse_eos(s: &str) -> anyhow::Result<EosPolicy> {
     }
 }
 
+impl Preset {
+    /// Steps are the generation length divided by this.
+    pub fn divisor(self) -> usize {
+        match self {
+            Preset::Fast => 4,
+            Preset::Balanced => 2,
+            Preset::Quality => 1,
+        }
+    }
+}
+
 /// Steps for a preset, rounded down to a multiple of the block count and at least one per block.
 pub fn preset_steps(preset: Preset, gen_length: usize, blocks: usize) -> usize {
-    let raw = match preset {
-        Preset::Fast => gen_length / 4,
-        Preset::Balanced => gen_length / 2,
-        Preset::Quality => gen_length,
-    };
+    let raw = gen_length / preset.divisor();
     (raw / blocks.max(1)).max(1) * blocks.max(1)
+}
+
+/// `refactor`'s steps per unit: `--steps`, else the preset's share of each unit's span
+/// (balanced when neither is given).
+pub fn step_rule(s: &SamplingArgs) -> crate::pipeline::StepRule {
+    use crate::pipeline::StepRule;
+    match (s.steps, s.preset) {
+        (Some(n), _) => StepRule::Fixed(n),
+        (None, p) => StepRule::PerSpan(p.unwrap_or(Preset::Balanced).divisor()),
+    }
 }
 
 /// Fold the command line, the checkpoint's defaults and its manifest into one configuration.

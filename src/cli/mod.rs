@@ -21,6 +21,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Exit codes shared by every command.
@@ -107,4 +108,20 @@ pub(crate) fn repo_root(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         }
     }
     Ok(cwd)
+}
+
+/// A target as the graph names it: relative to the repository root, with `/`.
+pub(crate) fn repo_relative(root: &Path, target: &Path) -> anyhow::Result<String> {
+    let abs = target
+        .canonicalize()
+        .with_context(|| format!("--target {}", target.display()))?;
+    let root = root.canonicalize()?;
+    let rel = abs.strip_prefix(&root).map_err(|_| {
+        anyhow::anyhow!(
+            "--target {}: outside the repository {}",
+            target.display(),
+            root.display()
+        )
+    })?;
+    Ok(rel.to_string_lossy().replace('\\', "/"))
 }

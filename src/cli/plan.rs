@@ -59,7 +59,7 @@ fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<Co
         String::new()
     };
     let mut scorer = DiffusionScorer::new(model, weights);
-    let mut cache = ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))?;
+    let mut cache = ScoreCache::in_repo(root)?;
     let mut compressor = Compressor {
         strategy: args.scorer,
         codec: &model.codec,
@@ -79,22 +79,6 @@ fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<Co
         out.push(compressor.compress(unit, &code, &candidates, budget)?);
     }
     Ok(out)
-}
-
-/// A target as the graph names it: relative to the repository root, with `/`.
-fn repo_relative(root: &Path, target: &Path) -> anyhow::Result<String> {
-    let abs = target
-        .canonicalize()
-        .with_context(|| format!("--target {}", target.display()))?;
-    let root = root.canonicalize()?;
-    let rel = abs.strip_prefix(&root).map_err(|_| {
-        anyhow::anyhow!(
-            "--target {}: outside the repository {}",
-            target.display(),
-            root.display()
-        )
-    })?;
-    Ok(rel.to_string_lossy().replace('\\', "/"))
 }
 
 fn print_context(c: &CompressedContext) {
@@ -135,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let targets = args
         .targets
         .iter()
-        .map(|t| repo_relative(&root, t))
+        .map(|t| super::repo_relative(&root, t))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut opened = args.graph.open(&root)?;
     // Plans are made on a current graph; when nothing changed this parses nothing.

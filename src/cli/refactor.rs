@@ -19,7 +19,7 @@ use crate::compressor::Strategy;
 use crate::device::dtype_name;
 use crate::gate::{Gate, PythonTarget, SourceKind};
 use crate::patch::{self, Diff, Snapshot};
-use crate::pipeline::{self, interrupt, Outcome, PipelineError, Progress, Settings, StepRule};
+use crate::pipeline::{self, interrupt, Outcome, PipelineError, Progress, Settings};
 use crate::provenance::{
     Attempt, ModelUsage, ProvenanceLogger, RefactorRecord, StepTiming, UnitRecord,
 };
@@ -109,22 +109,6 @@ fn parse_risk(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A target as the graph names it: relative to the repository root, with `/`.
-pub(crate) fn repo_relative(root: &Path, target: &Path) -> anyhow::Result<String> {
-    let abs = target
-        .canonicalize()
-        .with_context(|| format!("--target {}", target.display()))?;
-    let root = root.canonicalize()?;
-    let rel = abs.strip_prefix(&root).map_err(|_| {
-        anyhow!(
-            "--target {}: outside the repository {}",
-            target.display(),
-            root.display()
-        )
-    })?;
-    Ok(rel.to_string_lossy().replace('\\', "/"))
-}
-
 struct Spinner(ProgressBar);
 
 impl Progress for Spinner {
@@ -166,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 t.display()
             );
         }
-        targets.push(repo_relative(&root, t)?);
+        targets.push(super::repo_relative(&root, t)?);
     }
     if args.gen_length == Some(0) {
         bail!("--gen-length must be at least 1");
@@ -181,15 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("hashing the weights of {}", model.dir.display()))?;
     let cfg = build_config(&loaded, &args.sampling, Some(64), Some(64))?;
     let mode = resolve_mode(args.mode, model)?;
-    let steps = match (args.sampling.steps, args.sampling.preset) {
-        (Some(n), _) => StepRule::Fixed(n),
-        (None, Some(p)) => StepRule::PerSpan(match p {
-            super::gen_opts::Preset::Fast => 4,
-            super::gen_opts::Preset::Balanced => 2,
-            super::gen_opts::Preset::Quality => 1,
-        }),
-        (None, None) => StepRule::PerSpan(2),
-    };
+    let steps = super::gen_opts::step_rule(&args.sampling);
     // The files as they are now: the pipeline reads these, and apply refuses to write over a
     // file that changed after this point.
     let mut snapshots = HashMap::new();

@@ -18,7 +18,7 @@ use super::refactor;
 use crate::gate::{Gate, EXTENSIONS};
 use crate::librarian::{self, SqliteStore};
 use crate::patch::sha256_tagged;
-use crate::pipeline::{self, Progress, Settings, StepRule};
+use crate::pipeline::{self, Progress, Settings};
 use crate::provenance::{is_valid_run_id, RunStore};
 
 #[derive(Debug, clap::Args)]
@@ -92,15 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let cfg = build_config(&loaded, &recorded.sampling, Some(64), Some(64))?;
     let mode = refactor::resolve_mode(recorded.mode, model)?;
-    let steps = match (recorded.sampling.steps, recorded.sampling.preset) {
-        (Some(n), _) => StepRule::Fixed(n),
-        (None, Some(p)) => StepRule::PerSpan(match p {
-            super::gen_opts::Preset::Fast => 4,
-            super::gen_opts::Preset::Balanced => 2,
-            super::gen_opts::Preset::Quality => 1,
-        }),
-        (None, None) => StepRule::PerSpan(2),
-    };
+    let steps = super::gen_opts::step_rule(&recorded.sampling);
     let targets: Vec<String> = refactor_record.request["targets"]
         .as_array()
         .map(|a| {

@@ -36,6 +36,11 @@ impl ScoreCache {
         })
     }
 
+    /// The repository's cache, `.ouroboros/compressor.sqlite` beside the code graph.
+    pub fn in_repo(root: &Path) -> Result<ScoreCache, CompressError> {
+        ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))
+    }
+
     pub fn key(scorer: &str, unit_code: &str, context: &str) -> String {
         let mut h = Sha256::new();
         for part in [scorer, unit_code, context] {

@@ -186,6 +186,11 @@ impl Sources {
         self.files.insert(file.to_string(), text.to_string());
     }
 
+    /// A file's text, once `gather` (or `preload`) has read it.
+    pub fn text(&self, file: &str) -> Option<&str> {
+        self.files.get(file).map(String::as_str)
+    }
+
     fn lines(
         &mut self,
         root: &Path,

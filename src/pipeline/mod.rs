@@ -213,20 +213,16 @@ pub fn run(
         ),
     };
     let mut scorer = DiffusionScorer::new(model, s.weights_sha256.to_string());
-    let mut cache = ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))?;
+    let mut cache = ScoreCache::in_repo(root)?;
 
     // The files as they are before the run, and as they become while units are spliced in.
     let mut originals: BTreeMap<String, String> = BTreeMap::new();
     let mut current: HashMap<String, String> = HashMap::new();
-    let read = |file: &str| -> Result<String, PipelineError> {
-        match s.overrides.get(file) {
-            Some(t) => Ok(t.clone()),
-            None => std::fs::read_to_string(root.join(file)).map_err(|e| PipelineError::File {
-                file: file.to_string(),
-                message: e.to_string(),
-            }),
-        }
-    };
+    // Every file is read once, into `sources`: recorded contents (snapshots, replay) first.
+    let mut sources = Sources::default();
+    for (f, t) in s.overrides {
+        sources.preload(f, t);
+    }
     // Line shifts from earlier splices: (file, first line after the splice, delta).
     let mut shifts: Vec<(String, usize, isize)> = Vec::new();
     let shifted = |shifts: &[(String, usize, isize)], file: &str, line: usize| -> usize {
@@ -242,24 +238,21 @@ pub fn run(
     let mut inputs: BTreeMap<String, String> = BTreeMap::new();
     for unit in &plan.units {
         check_interrupt()?;
-        if !current.contains_key(&unit.file) {
-            let text = read(&unit.file)?;
-            originals.insert(unit.file.clone(), text.clone());
-            current.insert(unit.file.clone(), text);
-        }
         // Context comes from the files as they were before the run: a unit sees the code it
         // depends on as the planner saw it.
         progress.phase("compress", Some(&unit.symbol));
         let started = Instant::now();
-        let mut sources = Sources::default();
-        for (f, t) in s.overrides {
-            sources.preload(f, t);
-        }
         let (code, candidates) = sources.gather(root, unit)?;
         for c in candidates.iter().map(|c| &c.item.file).chain([&unit.file]) {
             if !inputs.contains_key(c) {
-                inputs.insert(c.clone(), sha256_tagged(read(c)?.as_bytes()));
+                let text = sources.text(c).unwrap_or_default();
+                inputs.insert(c.clone(), sha256_tagged(text.as_bytes()));
             }
+        }
+        if !current.contains_key(&unit.file) {
+            let text = sources.text(&unit.file).unwrap_or_default().to_string();
+            originals.insert(unit.file.clone(), text.clone());
+            current.insert(unit.file.clone(), text);
         }
         let unit_tokens = model
             .codec
