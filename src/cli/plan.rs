@@ -7,7 +7,7 @@ use super::exit;
 use super::gen_opts::{load_model, ModelArgs};
 use super::graph_opts::GraphArgs;
 use crate::compressor::{
-    self, CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy,
+    CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy,
 };
 use crate::librarian::{self, CodeGraph, IndexOptions};
 use crate::reasoner::{self, ContextRole, Plan};
@@ -69,14 +69,14 @@ fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<Co
     let mut sources = Sources::default();
     let mut out = Vec::new();
     for unit in &plan.units {
-        let (code, candidates) = sources.gather(root, unit)?;
-        let budget = match args.budget {
-            Some(b) => b,
-            None => {
-                compressor::default_budget(model.max_positions(), model.codec.encode(&code)?.len())
-            }
-        };
-        out.push(compressor.compress(unit, &code, &candidates, budget)?);
+        let (_, context) = compressor.compress_unit(
+            &mut sources,
+            root,
+            unit,
+            args.budget,
+            model.max_positions(),
+        )?;
+        out.push(context);
     }
     Ok(out)
 }

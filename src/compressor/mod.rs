@@ -376,6 +376,27 @@ pub struct Compressor<'a> {
 }
 
 impl Compressor<'_> {
+    /// Read `unit` and its context from `sources` and compress it to `budget` tokens, or by
+    /// default to what a window of `max_positions` leaves (see [`default_budget`]). The one
+    /// path `plan --show-context` and `refactor` share. Returns the candidates too, whose files
+    /// the caller may want to record.
+    pub fn compress_unit(
+        &mut self,
+        sources: &mut Sources,
+        root: &Path,
+        unit: &EditUnit,
+        budget: Option<usize>,
+        max_positions: usize,
+    ) -> Result<(Vec<Candidate>, CompressedContext), CompressError> {
+        let (code, candidates) = sources.gather(root, unit)?;
+        let budget = match budget {
+            Some(b) => b,
+            None => default_budget(max_positions, self.codec.encode(&code)?.len()),
+        };
+        let context = self.compress(unit, &code, &candidates, budget)?;
+        Ok((candidates, context))
+    }
+
     pub fn compress(
         &mut self,
         unit: &EditUnit,

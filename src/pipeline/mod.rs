@@ -17,8 +17,7 @@ use crate::builder::heal::{self, AttemptLog, HealOptions, Request, Site};
 use crate::builder::{chat_template, ChatTemplate};
 use crate::builder::{span_for, BuildError, Builder, SPAN_BUCKETS};
 use crate::compressor::{
-    self, CompressError, CompressedContext, Compressor, DiffusionScorer, ScoreCache, Sources,
-    Strategy,
+    CompressError, CompressedContext, Compressor, DiffusionScorer, ScoreCache, Sources, Strategy,
 };
 use crate::diffusion::{DiffusionLm, GenerateConfig, SamplerKind};
 use crate::gate::{Gate, GateReport, SourceKind};
@@ -242,7 +241,13 @@ pub fn run(
         // depends on as the planner saw it.
         progress.phase("compress", Some(&unit.symbol));
         let started = Instant::now();
-        let (code, candidates) = sources.gather(root, unit)?;
+        let (candidates, context) = Compressor {
+            strategy: s.scorer,
+            codec: &model.codec,
+            scorer: Some(&mut scorer),
+            cache: Some(&mut cache),
+        }
+        .compress_unit(&mut sources, root, unit, s.budget, model.max_positions())?;
         for c in candidates.iter().map(|c| &c.item.file).chain([&unit.file]) {
             if !inputs.contains_key(c) {
                 let text = sources.text(c).unwrap_or_default();
@@ -254,21 +259,6 @@ pub fn run(
             originals.insert(unit.file.clone(), text.clone());
             current.insert(unit.file.clone(), text);
         }
-        let unit_tokens = model
-            .codec
-            .encode(&code)
-            .map_err(CompressError::from)?
-            .len();
-        let budget = s
-            .budget
-            .unwrap_or_else(|| compressor::default_budget(model.max_positions(), unit_tokens));
-        let context = Compressor {
-            strategy: s.scorer,
-            codec: &model.codec,
-            scorer: Some(&mut scorer),
-            cache: Some(&mut cache),
-        }
-        .compress(unit, &code, &candidates, budget)?;
         compress_ms += started.elapsed().as_secs_f64() * 1e3;
         check_interrupt()?;
 
