@@ -95,9 +95,18 @@ fn functions_narrow_the_plan_and_bad_names_are_errors() {
     let plan = reasoner::plan(&g, "t", &["svc/users.py".into()], &["load".into()]).unwrap();
     assert_eq!(plan.units.len(), 1);
     assert_eq!(plan.units[0].reason, "named with --function load");
+    let e = reasoner::plan(&g, "t", &["svc/users.py".into()], &["nope".into()]).unwrap_err();
+    assert!(matches!(e, PlanError::UnknownFunction { .. }));
+    // The error lists what the file does define.
+    let e = e.to_string();
+    assert!(e.contains("--function nope"), "{e}");
+    assert!(
+        e.contains("svc.users.load") && e.contains("svc.users.fetch"),
+        "{e}"
+    );
     assert!(matches!(
-        reasoner::plan(&g, "t", &["svc/users.py".into()], &["nope".into()]),
-        Err(PlanError::UnknownFunction { .. })
+        reasoner::plan(&g, " \n", &["svc/users.py".into()], &[]),
+        Err(PlanError::EmptyTask)
     ));
     assert!(matches!(
         reasoner::plan(&g, "t", &["svc/none.py".into()], &[]),
@@ -177,4 +186,149 @@ fn show_context_compresses_within_budget_and_caches_scores() {
     assert_eq!(ctx["cache_hits"], 0);
     assert!(again["context"]["cache_hits"].as_u64().unwrap() >= items.len() as u64);
     assert_eq!(again["context"]["items"], ctx["items"]);
+}
+
+mod refine {
+    use super::*;
+    use ouroboros::reasoner::gguf::GgufChat;
+    use ouroboros::reasoner::refine::{self, apply_answer, Dropped, Options};
+
+    fn plan_of(g: &CodeGraph) -> reasoner::Plan {
+        reasoner::plan(g, "cache users", &["svc/users.py".into()], &[]).unwrap()
+    }
+
+    #[test]
+    fn picks_are_checked_against_the_graph_and_unknown_symbols_dropped() {
+        let p = project();
+        let g = graph(p.path());
+        let plan = plan_of(&g);
+        let answer = r#"Sure! Here is the plan:
+```json
+{"units": [
+  {"symbol": "load", "change": "Return a cached record when there is one."},
+  {"symbol": "svc.users.nope", "change": "x"},
+  {"symbol": "app.main", "change": "y"},
+  {"symbol": "svc.users.fetch", "change": "Keep a dict of fetched users."},
+  {"symbol": "svc.users.load", "change": "Expire entries after TTL."}
+]}
+```"#;
+        let (refined, kept, dropped, fell_back) = apply_answer(&plan, &g, answer);
+        assert!(!fell_back);
+        // Plan order (callees first) is kept, whatever order the model answered in.
+        assert_eq!(kept, vec!["svc.users.fetch", "svc.users.load"]);
+        let order: Vec<&str> = refined.units.iter().map(|u| u.symbol.as_str()).collect();
+        assert_eq!(order, kept);
+        assert_eq!(
+            refined.units[1].description.as_deref(),
+            Some("Return a cached record when there is one.; Expire entries after TTL.")
+        );
+        assert!(refined.units[0]
+            .reason
+            .ends_with("picked by the reasoner model"));
+        assert_eq!(
+            dropped,
+            vec![
+                Dropped {
+                    symbol: "svc.users.nope".into(),
+                    why: "no such symbol in the code graph".into()
+                },
+                Dropped {
+                    symbol: "app.main".into(),
+                    why: "in the code graph but not a unit of the plan (only the targets' units can be picked)".into()
+                },
+            ]
+        );
+        let w = refined.warnings.join("\n");
+        assert!(w.contains("reasoner: dropped \"svc.users.nope\""), "{w}");
+        assert!(w.contains("reasoner: dropped \"app.main\""), "{w}");
+        // The graph's own warnings stay.
+        assert!(w.contains("call cycle"), "{w}");
+    }
+
+    #[test]
+    fn an_unusable_answer_leaves_the_graph_plan() {
+        let p = project();
+        let g = graph(p.path());
+        let plan = plan_of(&g);
+        for answer in [
+            "I would cache it.",
+            r#"{"units": "all"}"#,
+            r#"{"units": [{"symbol": "nothing.here", "change": ""}]}"#,
+        ] {
+            let (refined, kept, _, fell_back) = apply_answer(&plan, &g, answer);
+            assert!(fell_back, "{answer}");
+            assert!(kept.is_empty());
+            let symbols = |p: &reasoner::Plan| -> Vec<String> {
+                p.units.iter().map(|u| u.symbol.clone()).collect()
+            };
+            assert_eq!(symbols(&refined), symbols(&plan));
+            assert!(refined
+                .warnings
+                .last()
+                .unwrap()
+                .contains("the graph plan is used as it is"));
+        }
+    }
+
+    #[test]
+    fn the_request_names_every_candidate_in_the_schema() {
+        let p = project();
+        let g = graph(p.path());
+        let plan = plan_of(&g);
+        let req = refine::request(
+            &plan,
+            &Options {
+                max_tokens: 64,
+                temperature: 0.0,
+                seed: 3,
+            },
+        );
+        let user = &req.messages[1].content;
+        assert!(user.starts_with("Task: cache users"));
+        let schema = req.json_schema.unwrap();
+        let names = schema
+            .pointer("/properties/units/items/properties/symbol/enum")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(names.len(), plan.units.len());
+        for u in &plan.units {
+            assert!(user.contains(&u.symbol));
+            assert!(names.contains(&serde_json::Value::from(u.symbol.clone())));
+        }
+    }
+
+    /// The in-process GGUF model end to end: its answer (noise, from random weights) is
+    /// recorded with the model's hash, and whatever it says, only plan units survive.
+    #[test]
+    fn a_local_gguf_model_refines_or_falls_back() {
+        let p = project();
+        let g = graph(p.path());
+        let plan = plan_of(&g);
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reasoner/tiny-chat.gguf");
+        let mut chat = GgufChat::load(&path, &candle_core::Device::Cpu).unwrap();
+        let options = Options {
+            max_tokens: 24,
+            temperature: 0.0,
+            seed: 7,
+        };
+        let (refined, r) = refine::refine(&plan, &g, &mut chat, &options).unwrap();
+        assert_eq!(r.model.kind, "local");
+        assert!(r
+            .model
+            .weights_sha256
+            .as_deref()
+            .unwrap()
+            .starts_with("sha256:"));
+        assert!(r.completion_tokens > 0 && r.completion_tokens <= 24);
+        assert!(r.prompt_tokens > 50);
+        assert_eq!(r.fell_back, r.kept.is_empty());
+        for u in &refined.units {
+            assert!(plan.units.iter().any(|o| o.symbol == u.symbol));
+        }
+        let (_, again) = refine::refine(&plan, &g, &mut chat, &options).unwrap();
+        assert_eq!(again.answer, r.answer, "greedy answers repeat");
+    }
 }

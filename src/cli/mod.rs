@@ -12,9 +12,11 @@ mod index;
 mod list_runs;
 mod models;
 mod plan;
+mod reasoner_opts;
 mod refactor;
 mod replay;
 mod rollback;
+mod serve;
 mod status;
 mod validate;
 
@@ -41,8 +43,22 @@ pub mod exit {
     about = "Refactor code with a local masked-diffusion model; invalid code never reaches disk."
 )]
 pub struct Cli {
+    /// Refuse anything that would use the network (a remote reasoner, a Neo4j server,
+    /// `models pull`), with an error naming it. Also set by OUROBOROS_OFFLINE=1.
+    #[arg(long, global = true, env = "OUROBOROS_OFFLINE")]
+    pub offline: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+static OFFLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The error `--offline` gives for `what`, which would use the network.
+pub(crate) fn refuse_network_when_offline(what: &str) -> anyhow::Result<()> {
+    if OFFLINE.load(std::sync::atomic::Ordering::Relaxed) {
+        anyhow::bail!("--offline: {what} would use the network; drop --offline (or unset OUROBOROS_OFFLINE) to allow it");
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,9 +90,13 @@ pub enum Command {
     Status(status::Args),
     /// List recent runs.
     ListRuns(list_runs::Args),
+    /// Serve a GGUF chat model over an OpenAI-compatible Chat Completions API, so one machine
+    /// can be the reasoner for others (`--reasoner remote`).
+    Serve(serve::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    OFFLINE.store(cli.offline, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Apply(a) => apply::run(a),
@@ -91,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(a) => replay::run(a),
         Command::Status(a) => status::run(a),
         Command::ListRuns(a) => list_runs::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

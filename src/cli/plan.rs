@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use super::exit;
 use super::gen_opts::{load_model, ModelArgs};
 use super::graph_opts::GraphArgs;
+use super::reasoner_opts::ReasonerArgs;
 use crate::compressor::{
     CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy,
 };
@@ -42,6 +43,8 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
+    #[command(flatten)]
+    pub reasoner: ReasonerArgs,
 }
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
@@ -133,6 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     let graph = CodeGraph::new(opened.store.load_graph()?);
     let plan = reasoner::plan(&graph, &args.task, &targets, &args.functions)?;
+    let chat = args.reasoner.open(&args.model.device.parse()?)?;
+    let (plan, refinement) = match chat {
+        Some(mut chat) => {
+            let (refined, r) =
+                reasoner::refine::refine(&plan, &graph, chat.as_mut(), &args.reasoner.options(0))?;
+            (refined, Some(r))
+        }
+        None => (plan, None),
+    };
     let contexts = if args.show_context {
         Some(compress_plan(&root, &plan, &args)?)
     } else {
@@ -145,6 +157,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 u["context"] = serde_json::to_value(c)?;
             }
         }
+        if let Some(r) = &refinement {
+            value["reasoner"] = serde_json::to_value(r)?;
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::from(exit::OK));
     }
@@ -155,6 +170,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("the targets define no function, method or class to edit");
     }
     println!("plan: {}", plan.task);
+    if let Some(r) = &refinement {
+        println!(
+            "reasoner: {} ({}{}), {:.0} ms, {} prompt + {} answer tokens: kept {}, dropped {}{}",
+            r.model.model,
+            r.model.kind,
+            r.model
+                .endpoint
+                .as_ref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default(),
+            r.duration_ms,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.kept.len(),
+            r.dropped.len(),
+            if r.fell_back {
+                " (graph plan kept)"
+            } else {
+                ""
+            }
+        );
+    }
     for (i, u) in plan.units.iter().enumerate() {
         println!(
             "{:>2}. {} ({}, {}:{}-{}){}",
@@ -167,6 +204,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if u.public_api { ", public" } else { "" }
         );
         println!("    why: {}", u.reason);
+        if let Some(d) = &u.description {
+            println!("    change: {d}");
+        }
         println!(
             "    callers {}, callees {}, blast radius {}, tests: {}",
             u.callers.len(),

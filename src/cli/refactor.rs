@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::exit;
 use super::gen_opts::{build_config, load_model, ModelArgs, SamplingArgs};
 use super::graph_opts::GraphArgs;
+use super::reasoner_opts::ReasonerArgs;
 use crate::compressor::Strategy;
 use crate::device::dtype_name;
 use crate::gate::{Gate, PythonTarget, SourceKind};
 use crate::patch::{self, Diff, Snapshot};
-use crate::pipeline::{self, interrupt, Outcome, PipelineError, Progress, Settings};
+use crate::pipeline::{self, interrupt, Outcome, PipelineError, Progress, Reasoning, Settings};
 use crate::provenance::{
     Attempt, ModelUsage, ProvenanceLogger, RefactorRecord, StepTiming, UnitRecord,
 };
@@ -85,6 +86,9 @@ pub struct Args {
     #[command(flatten)]
     #[serde(skip)]
     pub graph: GraphArgs,
+    #[command(flatten)]
+    #[serde(default)]
+    pub reasoner: ReasonerArgs,
 }
 
 mod strategy_name {
@@ -159,6 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--block-length must be at least 1");
     }
     interrupt::install();
+    // Flags first: a bad reasoner option should not cost a model load.
+    let mut chat = args.reasoner.open(&args.model.device.parse()?)?;
     let loaded = load_model(&args.model)?;
     let model = &loaded.model;
     let weights = crate::models::weights_sha256(&model.shards)
@@ -208,10 +214,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         gate: Gate::new(args.python_version),
         overrides: &contents,
     };
+    let reasoning = match chat.as_deref_mut() {
+        Some(c) => Reasoning::Ask(c, args.reasoner.options(args.sampling.seed)),
+        None => Reasoning::Graph,
+    };
     let result = pipeline::run(
         &root,
         opened.store.as_mut(),
         &settings,
+        reasoning,
         &Spinner(spinner.clone()),
     );
     spinner.finish_and_clear();
@@ -331,6 +342,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         request,
         inputs: outcome.inputs.clone(),
         units: units.clone(),
+        reasoner: outcome
+            .refinement
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()?,
     });
     let all_good = !units.is_empty()
         && units
@@ -424,6 +440,29 @@ fn record_models(
     let model = &loaded.model;
     let device = loaded.device.to_string();
     let dtype = dtype_name(model.dtype).to_string();
+    if let Some(r) = &outcome.refinement {
+        log.log_model_usage(ModelUsage {
+            phase: "reason".into(),
+            model_name: r.model.model.clone(),
+            purpose: format!(
+                "refining the plan ({}{}): kept {}, dropped {}{}",
+                r.model.kind,
+                r.model
+                    .endpoint
+                    .as_ref()
+                    .map(|e| format!(" at {e}"))
+                    .unwrap_or_default(),
+                r.kept.len(),
+                r.dropped.len(),
+                if r.fell_back { ", graph plan kept" } else { "" }
+            ),
+            tokens_used: (r.prompt_tokens + r.completion_tokens) as u64,
+            duration_ms: r.duration_ms,
+            device: r.model.device.clone(),
+            weights_sha256: r.model.weights_sha256.clone(),
+            ..ModelUsage::default()
+        });
+    }
     let before: usize = outcome.units.iter().map(|u| u.context.tokens_before).sum();
     let after: usize = outcome.units.iter().map(|u| u.context.tokens_after).sum();
     log.log_model_usage(ModelUsage {

@@ -18,7 +18,7 @@ use super::refactor;
 use crate::gate::{Gate, EXTENSIONS};
 use crate::librarian::{self, SqliteStore};
 use crate::patch::sha256_tagged;
-use crate::pipeline::{self, Progress, Settings};
+use crate::pipeline::{self, Progress, Reasoning, Settings};
 use crate::provenance::{is_valid_run_id, RunStore};
 
 #[derive(Debug, clap::Args)]
@@ -130,7 +130,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         gate: Gate::new(recorded.python_version),
         overrides: &originals,
     };
-    let outcome = pipeline::run(scratch.path(), &mut graph, &settings, &Quiet)?;
+    // A reasoner model is not asked again (a remote one may have changed, or be gone): its
+    // recorded answer is applied to the plan the same way.
+    let answer = refactor_record
+        .reasoner
+        .as_ref()
+        .and_then(|r| r.get("answer"))
+        .and_then(|a| a.as_str());
+    let reasoning = match answer {
+        Some(a) => Reasoning::Recorded(a),
+        None => Reasoning::Graph,
+    };
+    let outcome = pipeline::run(scratch.path(), &mut graph, &settings, reasoning, &Quiet)?;
 
     let mut identical = outcome.units.len() == refactor_record.units.len();
     if !identical {

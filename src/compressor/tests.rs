@@ -43,6 +43,7 @@ fn unit() -> EditUnit {
         lines: (1, 3),
         signature: "def target(x)".into(),
         reason: "test".into(),
+        description: None,
         callers: vec![],
         callees: vec![],
         blast_radius: 0,

@@ -23,6 +23,8 @@ use crate::diffusion::{DiffusionLm, GenerateConfig, SamplerKind};
 use crate::gate::{Gate, GateReport, SourceKind};
 use crate::librarian::{self, CodeGraph, GraphStore, IndexOptions};
 use crate::patch::sha256_tagged;
+use crate::reasoner::chat::{ChatError, ChatModel};
+use crate::reasoner::refine::{self, Refinement};
 use crate::reasoner::{self, EditUnit, Plan, PlanError};
 use risk::{Risk, RiskInputs};
 
@@ -32,6 +34,8 @@ pub enum PipelineError {
     Interrupted,
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Reasoner(#[from] ChatError),
     #[error(transparent)]
     Index(#[from] librarian::LibrarianError),
     #[error(transparent)]
@@ -99,6 +103,16 @@ pub struct Settings<'a> {
     pub overrides: &'a HashMap<String, String>,
 }
 
+/// Who refines the graph plan.
+pub enum Reasoning<'a> {
+    /// Nobody: the graph plan as it is.
+    Graph,
+    /// This chat model.
+    Ask(&'a mut dyn ChatModel, refine::Options),
+    /// An answer a model gave before (replay), applied to the plan again.
+    Recorded(&'a str),
+}
+
 /// Progress, for spinners: a phase starts (`unit` set while building one).
 pub trait Progress {
     fn phase(&self, name: &str, unit: Option<&str>);
@@ -147,6 +161,8 @@ pub struct FileOutcome {
 
 pub struct Outcome {
     pub plan: Plan,
+    /// What the reasoner model said, when one was asked.
+    pub refinement: Option<Refinement>,
     pub units: Vec<UnitOutcome>,
     pub files: Vec<FileOutcome>,
     /// sha256 of every file whose text went into a canvas (targets and context sources).
@@ -178,6 +194,7 @@ pub fn run(
     root: &Path,
     store: &mut dyn GraphStore,
     s: &Settings,
+    reasoning: Reasoning,
     progress: &dyn Progress,
 ) -> Result<Outcome, PipelineError> {
     progress.phase("index", None);
@@ -193,6 +210,15 @@ pub fn run(
     progress.phase("plan", None);
     let graph = CodeGraph::new(store.load_graph()?);
     let plan = reasoner::plan(&graph, s.task, s.targets, s.functions)?;
+    let (plan, refinement) = match reasoning {
+        Reasoning::Graph => (plan, None),
+        Reasoning::Ask(chat, options) => {
+            progress.phase("reason", None);
+            let (refined, r) = refine::refine(&plan, &graph, chat, &options)?;
+            (refined, Some(r))
+        }
+        Reasoning::Recorded(answer) => (refine::apply_answer(&plan, &graph, answer).0, None),
+    };
     check_interrupt()?;
 
     let model = s.model;
@@ -435,6 +461,7 @@ pub fn run(
     }
     Ok(Outcome {
         plan,
+        refinement,
         units,
         files,
         inputs,
@@ -475,10 +502,15 @@ fn task_comment(kind: SourceKind, task: &str, unit: &EditUnit) -> String {
         "//"
     };
     let task: String = task.lines().collect::<Vec<_>>().join(" ");
-    format!(
+    let mut comment = format!(
         "{c} Task: {task}\n{c} Rewriting {} ({}).\n",
         unit.symbol, unit.reason
-    )
+    );
+    if let Some(d) = &unit.description {
+        let d: String = d.lines().collect::<Vec<_>>().join(" ");
+        comment.push_str(&format!("{c} Change: {d}\n"));
+    }
+    comment
 }
 
 /// The user turn of instruct mode: the task, the unit and why it is planned, the compressed
@@ -505,6 +537,9 @@ fn instruct_message(
         "{task}\n\nRewrite `{}` in {} ({}).",
         unit.symbol, unit.file, unit.reason
     );
+    if let Some(d) = &unit.description {
+        m.push_str(&format!(" Planned change: {d}"));
+    }
     if !unit.callers.is_empty() {
         m.push_str(&format!(
             " It is called by {}; keep its signature unless the task needs a change.",

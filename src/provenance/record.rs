@@ -37,6 +37,10 @@ pub struct RefactorRecord {
     /// sha256 before the run of every file whose text went into a canvas.
     pub inputs: std::collections::BTreeMap<String, String>,
     pub units: Vec<UnitRecord>,
+    /// The reasoner model's refinement (model, answer, kept and dropped units), when one was
+    /// asked; replay applies the recorded answer instead of asking again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoner: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

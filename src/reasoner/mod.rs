@@ -4,7 +4,17 @@
 //! Each unit is one function, method or (method-less) class, with why it is in the plan, its
 //! callers, callees, blast radius and the tests that reach it, and the context it needs. Units
 //! that call each other are ordered callees first, so a changed helper is rewritten before the
-//! code that uses it. LLM-assisted refinement and the remote endpoint are not written yet.
+//! code that uses it.
+//!
+//! A chat model may then refine the plan ([`refine`]): pick the units that must change and say
+//! what to change in each. It runs in-process from a GGUF file ([`gguf`]) or behind an
+//! OpenAI-compatible endpoint ([`remote`]); what it proposes is checked against the graph.
+
+pub mod chat;
+pub mod constrain;
+pub mod gguf;
+pub mod refine;
+pub mod remote;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -20,8 +30,14 @@ pub enum PlanError {
         "--target {0}: the code graph has no such file (is it indexed, and inside the repository?)"
     )]
     UnknownTarget(String),
-    #[error("--function {name}: no function, method or class of that name in {targets}")]
-    UnknownFunction { name: String, targets: String },
+    #[error("--function {name}: no function, method or class of that name in {targets}; they define: {available}")]
+    UnknownFunction {
+        name: String,
+        targets: String,
+        available: String,
+    },
+    #[error("the task is empty: say in words what the change should do")]
+    EmptyTask,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +56,9 @@ pub struct EditUnit {
     pub signature: String,
     /// Why the planner chose it.
     pub reason: String,
+    /// What to change in it, when a reasoner model said so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub callers: Vec<String>,
     pub callees: Vec<String>,
     /// How many symbols depend on it, transitively.
@@ -85,6 +104,9 @@ pub fn plan(
     targets: &[String],
     functions: &[String],
 ) -> Result<Plan, PlanError> {
+    if task.trim().is_empty() {
+        return Err(PlanError::EmptyTask);
+    }
     let mut chosen: Vec<(&GraphNode, String)> = Vec::new();
     for target in targets {
         let in_file: Vec<&GraphNode> = graph
@@ -121,9 +143,22 @@ pub fn plan(
                 .map(|(n, _)| (*n, format!("named with --function {name}")))
                 .collect();
             if matching.is_empty() {
+                const SHOWN: usize = 20;
+                let mut available: Vec<&str> =
+                    chosen.iter().map(|(n, _)| n.symbol.as_str()).collect();
+                let more = available.len().saturating_sub(SHOWN);
+                available.truncate(SHOWN);
+                let mut available = available.join(", ");
+                if more > 0 {
+                    available.push_str(&format!(" and {more} more"));
+                }
+                if available.is_empty() {
+                    available = "nothing editable".into();
+                }
                 return Err(PlanError::UnknownFunction {
                     name: name.clone(),
                     targets: targets.join(", "),
+                    available,
                 });
             }
             kept.extend(matching);
@@ -185,7 +220,7 @@ pub fn plan(
 }
 
 /// `--function` accepts a simple name (`add`), a qualified one (`Store.add`) or a full symbol.
-fn names_match(n: &GraphNode, name: &str) -> bool {
+pub(crate) fn names_match(n: &GraphNode, name: &str) -> bool {
     n.symbol == name
         || n.symbol.ends_with(&format!(".{name}"))
         || n.symbol.ends_with(&format!(":{name}"))
@@ -250,6 +285,7 @@ pub fn unit(graph: &CodeGraph, n: &GraphNode, reason: String) -> EditUnit {
         lines: n.lines,
         signature: n.signature.clone(),
         reason,
+        description: None,
         callers: symbols(callers),
         callees: symbols(graph.callees(n, 1)),
         blast_radius: graph.blast_radius(n).len(),

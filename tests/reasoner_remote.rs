@@ -1,0 +1,359 @@
+//! The reasoner's model paths through the command line: a GGUF chat model in-process, and the
+//! same model behind a real HTTP server process on loopback (`ouroboros serve`), reached with
+//! `--reasoner remote` the way vLLM, SGLang, llama.cpp's server or Ollama would be. Also the
+//! failures a user meets: wrong model name, missing key, server down, `--offline`, bad flags.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const GGUF: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/reasoner/tiny-chat.gguf"
+);
+const TINY_LLADA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/diffusion/tiny-llada"
+);
+
+/// `ouroboros serve` on a free loopback port, stopped when dropped.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    fn start(key: Option<&str>) -> Served {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ouroboros"));
+        cmd.args([
+            "serve",
+            "--model",
+            GGUF,
+            "--port",
+            "0",
+            "--name",
+            "tiny-chat",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .env_remove("OUROBOROS_SERVE_API_KEY");
+        if let Some(k) = key {
+            cmd.env("OUROBOROS_SERVE_API_KEY", k);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .strip_prefix("listening on ")
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .to_string();
+        Served { child, base }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join(".git")).unwrap();
+    fs::write(
+        dir.path().join("stats.py"),
+        "def total(items):\n    s = 0\n    for i in items:\n        s += i\n    return s\n\n\ndef mean(items):\n    return total(items) / len(items)\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn ouroboros(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ouroboros"));
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .env_remove("OUROBOROS_MODEL")
+        .env_remove("OUROBOROS_API_KEY")
+        .env_remove("OUROBOROS_OFFLINE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn plan_json(dir: &Path, reasoner: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let mut args = vec![
+        "plan",
+        "Make mean safe on empty lists",
+        "-t",
+        "stats.py",
+        "--json",
+    ];
+    args.extend_from_slice(reasoner);
+    args.extend_from_slice(&["--reasoner-max-tokens", "32"]);
+    let o = ouroboros(dir, &args, env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_served_model_answers_as_the_in_process_one_and_only_plan_units_survive() {
+    let dir = project();
+    let server = Served::start(None);
+    let remote = plan_json(
+        dir.path(),
+        &[
+            "--reasoner",
+            "remote",
+            "--reasoner-url",
+            &server.base,
+            "--reasoner-model",
+            "tiny-chat",
+        ],
+        &[],
+    );
+    let r = &remote["reasoner"];
+    assert_eq!(r["model"]["kind"], "remote");
+    assert_eq!(r["model"]["model"], "tiny-chat");
+    assert_eq!(
+        r["model"]["endpoint"],
+        format!("{}/chat/completions", server.base)
+    );
+    assert!(r["prompt_tokens"].as_u64().unwrap() > 50, "{r}");
+    assert!(r["completion_tokens"].as_u64().unwrap() <= 32, "{r}");
+    let units: Vec<&str> = remote["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["symbol"].as_str().unwrap())
+        .collect();
+    assert!(!units.is_empty());
+    for u in &units {
+        assert!(["stats.total", "stats.mean"].contains(u), "{units:?}");
+    }
+    assert_eq!(
+        r["fell_back"].as_bool().unwrap(),
+        r["kept"] == serde_json::json!([])
+    );
+
+    // The same file in-process: the same greedy answer, so the HTTP path carried the request
+    // and the reply faithfully; and the local record names the weights by hash.
+    let local = plan_json(dir.path(), &["--reasoner-model", GGUF], &[]);
+    assert_eq!(local["reasoner"]["answer"], r["answer"]);
+    assert_eq!(local["reasoner"]["prompt_tokens"], r["prompt_tokens"]);
+    assert_eq!(local["reasoner"]["model"]["kind"], "local");
+    assert!(local["reasoner"]["model"]["weights_sha256"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+
+    // Without a reasoner model there is no reasoner record.
+    let graph_only = plan_json(dir.path(), &[], &[]);
+    assert!(graph_only.get("reasoner").is_none());
+}
+
+#[test]
+fn endpoint_errors_are_clear_and_exit_2() {
+    let dir = project();
+    let server = Served::start(Some("s3cret"));
+    let args = |model: &'static str, base: &str| -> Vec<String> {
+        [
+            "plan",
+            "Tidy",
+            "-t",
+            "stats.py",
+            "--reasoner",
+            "remote",
+            "--reasoner-url",
+            base,
+            "--reasoner-model",
+            model,
+            "--reasoner-retries",
+            "1",
+            "--reasoner-timeout",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |a: &[String], env: &[(&str, &str)]| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ouroboros(dir.path(), &a, env)
+    };
+
+    let o = run(&args("tiny-chat", &server.base), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("HTTP 401"), "{}", text(&o));
+    assert!(text(&o).contains("set OUROBOROS_API_KEY"), "{}", text(&o));
+
+    let key = [("OUROBOROS_API_KEY", "s3cret")];
+    let o = run(&args("gpt-4", &server.base), &key);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("HTTP 404") && text(&o).contains("this server serves \"tiny-chat\""),
+        "{}",
+        text(&o)
+    );
+
+    let o = run(&args("tiny-chat", &server.base), &key);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("reasoner: tiny-chat (remote at"),
+        "{}",
+        text(&o)
+    );
+
+    // Nothing listening: refused connections, retried once, then a clear error.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/v1", l.local_addr().unwrap().port())
+    };
+    let o = run(&args("tiny-chat", &closed), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("cannot connect after 2 attempt(s)") && text(&o).contains(&closed),
+        "{}",
+        text(&o)
+    );
+
+    // --offline refuses before any connection (the server would answer).
+    let mut offline = args("tiny-chat", &server.base);
+    offline.push("--offline".into());
+    let o = run(&offline, &key);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--offline: --reasoner remote"),
+        "{}",
+        text(&o)
+    );
+    let o = run(
+        &args("tiny-chat", &server.base),
+        &[("OUROBOROS_API_KEY", "s3cret"), ("OUROBOROS_OFFLINE", "1")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = ouroboros(
+        dir.path(),
+        &["models", "pull", "GSAI-ML/LLaDA-8B-Instruct", "--offline"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--offline: models pull"), "{}", text(&o));
+}
+
+#[test]
+fn bad_reasoner_flags_are_usage_errors() {
+    let dir = project();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--reasoner", "remote"],
+            "--reasoner remote needs --reasoner-url",
+        ),
+        (
+            &["--reasoner", "remote", "--reasoner-url", "localhost:8080"],
+            "--reasoner-url localhost:8080: not an http",
+        ),
+        (
+            &[
+                "--reasoner",
+                "remote",
+                "--reasoner-url",
+                "http://127.0.0.1:9/v1",
+            ],
+            "needs --reasoner-model",
+        ),
+        (
+            &["--reasoner-model", "missing.gguf"],
+            "--reasoner-model missing.gguf: no such file",
+        ),
+        (
+            &["--reasoner-url", "http://127.0.0.1:9/v1"],
+            "only with --reasoner remote",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["plan", "Tidy", "-t", "stats.py"];
+        args.extend_from_slice(extra);
+        let o = ouroboros(dir.path(), &args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{extra:?}: {}", text(&o));
+    }
+    let o = ouroboros(dir.path(), &["plan", "  ", "-t", "stats.py"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("the task is empty"), "{}", text(&o));
+}
+
+/// `refactor --reasoner remote`: the refinement is in provenance (as a model phase and in the
+/// refactor record), and replay re-applies the recorded answer without the server.
+#[test]
+fn refactor_records_the_reasoner_and_replays_without_it() {
+    let dir = project();
+    let server = Served::start(None);
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Make mean safe on empty lists",
+            "-t",
+            "stats.py",
+            "--model",
+            TINY_LLADA,
+            "--steps",
+            "4",
+            "--dry-run",
+            "--reasoner",
+            "remote",
+            "--reasoner-url",
+            &server.base,
+            "--reasoner-model",
+            "tiny-chat",
+            "--reasoner-max-tokens",
+            "24",
+        ],
+        &[],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("run: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("{}", text(&o)));
+    let record: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            dir.path()
+                .join(".ouroboros/runs")
+                .join(&id)
+                .join("artifact_metadata.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let reasoner = &record["refactor"]["reasoner"];
+    assert_eq!(reasoner["model"]["kind"], "remote");
+    assert!(reasoner["answer"].is_string());
+    let phases: Vec<&str> = record["models_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases.first(), Some(&"reason"), "{phases:?}");
+
+    drop(server);
+    let o = ouroboros(dir.path(), &["replay", &id], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
