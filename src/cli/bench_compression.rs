@@ -54,6 +54,9 @@ pub struct Row {
     ratio_mean: f64,
     recall_whole_mean: f64,
     recall_whole_sd: f64,
+    /// The definition's code survived: whole, or its relevant blocks.
+    recall_code_mean: f64,
+    recall_code_sd: f64,
     recall_any_mean: f64,
     recall_any_sd: f64,
     /// Compression time per unit once scores are known (cached).
@@ -108,7 +111,7 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
     // Per (scorer, budget): ratios, recall of called definitions kept whole, kept in any form,
     // and milliseconds.
     let cells = args.scorers.len() * args.budgets.len();
-    let mut acc: Vec<[Vec<f64>; 4]> = (0..cells).map(|_| Default::default()).collect();
+    let mut acc: Vec<[Vec<f64>; 5]> = (0..cells).map(|_| Default::default()).collect();
     let mut score_ms: Vec<Vec<f64>> = vec![Vec::new(); args.scorers.len()];
     let mut used = 0;
     for node in pool {
@@ -173,15 +176,22 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
                     .iter()
                     .filter(|s| form(s) == Some(Form::Full))
                     .count() as f64;
+                let kept_code = in_context
+                    .iter()
+                    .filter(|s| matches!(form(s), Some(Form::Full | Form::Blocks)))
+                    .count() as f64;
                 let kept_any = in_context
                     .iter()
-                    .filter(|s| matches!(form(s), Some(Form::Full | Form::Signature)))
+                    .filter(|s| {
+                        matches!(form(s), Some(Form::Full | Form::Blocks | Form::Signature))
+                    })
                     .count() as f64;
                 let a = &mut acc[si * args.budgets.len() + bi];
                 a[0].push(out.compression_ratio);
                 a[1].push(kept_whole / n);
                 a[2].push(kept_any / n);
                 a[3].push(ms);
+                a[4].push(kept_code / n);
             }
         }
         eprint!("\r{used}/{} functions", args.sample);
@@ -201,6 +211,7 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
             let a = &acc[si * args.budgets.len() + bi];
             let (rw, rw_sd) = mean_sd(&a[1]);
             let (ra, ra_sd) = mean_sd(&a[2]);
+            let (rc, rc_sd) = mean_sd(&a[4]);
             rows.push(Row {
                 model: if *strategy == Strategy::Model {
                     model.name.clone()
@@ -216,6 +227,8 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
                 ratio_mean: mean_sd(&a[0]).0,
                 recall_whole_mean: rw,
                 recall_whole_sd: rw_sd,
+                recall_code_mean: rc,
+                recall_code_sd: rc_sd,
                 recall_any_mean: ra,
                 recall_any_sd: ra_sd,
                 ms_per_unit: mean_sd(&a[3]).0,
@@ -236,10 +249,10 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
     match format {
         "jsonl" => print_jsonl(rows)?,
         "csv" => {
-            println!("model,params,backend,dtype,scorer,budget_pct,functions,ratio_mean,recall_whole_mean,recall_whole_sd,recall_any_mean,recall_any_sd,ms_per_unit,score_ms_per_unit,commit,date");
+            println!("model,params,backend,dtype,scorer,budget_pct,functions,ratio_mean,recall_whole_mean,recall_whole_sd,recall_code_mean,recall_code_sd,recall_any_mean,recall_any_sd,ms_per_unit,score_ms_per_unit,commit,date");
             for r in rows {
                 println!(
-                    "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{:.2},{},{}",
+                    "{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.2},{:.2},{},{}",
                     r.model,
                     r.params,
                     r.backend,
@@ -250,6 +263,8 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
                     r.ratio_mean,
                     r.recall_whole_mean,
                     r.recall_whole_sd,
+                    r.recall_code_mean,
+                    r.recall_code_sd,
                     r.recall_any_mean,
                     r.recall_any_sd,
                     r.ms_per_unit,
@@ -260,11 +275,11 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
             }
         }
         _ => {
-            println!("| scorer | model | budget % | functions | ratio | recall (whole) | recall (whole or signature) | fit ms/unit | score ms/unit |");
-            println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            println!("| scorer | model | budget % | functions | ratio | recall (whole) | recall (whole or blocks) | recall (any form) | fit ms/unit | score ms/unit |");
+            println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             for r in rows {
                 println!(
-                    "| {} | {} | {} | {} | {:.2} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.1} | {:.0} |",
+                    "| {} | {} | {} | {} | {:.2} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.3} ± {:.3} | {:.1} | {:.0} |",
                     r.scorer,
                     r.model,
                     r.budget_pct,
@@ -272,6 +287,8 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
                     r.ratio_mean,
                     r.recall_whole_mean,
                     r.recall_whole_sd,
+                    r.recall_code_mean,
+                    r.recall_code_sd,
                     r.recall_any_mean,
                     r.recall_any_sd,
                     r.ms_per_unit,

@@ -104,6 +104,7 @@ fn print_context(c: &CompressedContext) {
         let form = match it.form {
             Form::Full => "whole",
             Form::Signature => "signature",
+            Form::Blocks => "blocks",
             Form::Dropped => "dropped",
         };
         let gain = it

@@ -2,8 +2,10 @@
 //! matters most.
 //!
 //! The reasoner names the context a unit needs (definitions it uses, callers' signatures) with
-//! graph priorities. Here each item gets two forms, its whole code and its signature (with the
-//! first docstring line, in the manner of Aider's repo map), and a value for each form:
+//! graph priorities. Here each item gets up to three forms: its whole code, its head with only
+//! the body blocks most related to the unit (`blocks`, LongCodeZip's block level), and its
+//! signature (with the first docstring line, in the manner of Aider's repo map); and a value for
+//! each form:
 //! - `model`: the diffusion model's own masked-token loss gain on the unit (see `score`), cached
 //!   per content hash;
 //! - `graph`: the planner's priority, no model;
@@ -12,6 +14,7 @@
 //! A multiple-choice knapsack then picks one form or nothing per item within the budget. The
 //! unit's own code is not a context item, so it is never cut.
 
+mod blocks;
 pub mod cache;
 mod knapsack;
 mod score;
@@ -114,13 +117,20 @@ pub struct Candidate {
     pub full: String,
     /// `None` when the signature form would be no shorter than the whole item.
     pub signature: Option<String>,
+    /// The head and the most relevant body blocks; `None` for callers and for items too short
+    /// to cut.
+    pub blocks: Option<String>,
 }
+
+/// The forms an item can take, in the order of the gains array.
+const FORMS: [Form; 3] = [Form::Full, Form::Signature, Form::Blocks];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Form {
     Full,
     Signature,
+    Blocks,
     Dropped,
 }
 
@@ -140,6 +150,8 @@ pub struct KeptItem {
     pub gain_full: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gain_signature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gain_blocks: Option<f64>,
 }
 
 /// One unit's compressed context and the figures provenance records.
@@ -240,15 +252,25 @@ impl Sources {
                 // that mention the unit, not its whole body.
                 body = call_sites(&body, simple);
             }
+            let code_text = dedent(&body);
             let full = format!(
                 "{comment} {}:{}-{} {}\n{}{}",
                 item.file,
                 item.lines.0,
                 item.lines.1,
                 item.symbol,
-                dedent(&body),
+                code_text,
                 if body.ends_with('\n') { "" } else { "\n" }
             );
+            let blocks = (item.role == ContextRole::Definition)
+                .then(|| blocks::reduce(&code_text, &code, comment == "#"))
+                .flatten()
+                .map(|b| {
+                    format!(
+                        "{comment} {}:{}-{} {} (some blocks)\n{b}",
+                        item.file, item.lines.0, item.lines.1, item.symbol
+                    )
+                });
             let sig = render_signature(item);
             let signature = sig.filter(|s| s.len() < body.len()).map(|s| {
                 format!(
@@ -260,6 +282,7 @@ impl Sources {
                 item: item.clone(),
                 full,
                 signature,
+                blocks,
             });
         }
         Ok((code, out))
@@ -406,15 +429,26 @@ impl Compressor<'_> {
     ) -> Result<CompressedContext, CompressError> {
         let started = Instant::now();
         let count = |s: &str| -> Result<usize, CompressError> { Ok(self.codec.encode(s)?.len()) };
-        let mut full_tokens = Vec::with_capacity(candidates.len());
-        let mut sig_tokens = Vec::with_capacity(candidates.len());
+        // Per item, the text and token count of each form (in FORMS order), if it has it.
+        let mut texts: Vec<[Option<&str>; 3]> = Vec::with_capacity(candidates.len());
+        let mut tokens: Vec<[Option<usize>; 3]> = Vec::with_capacity(candidates.len());
         for c in candidates {
-            full_tokens.push(count(&c.full)?);
-            sig_tokens.push(c.signature.as_deref().map(count).transpose()?);
+            let t = [
+                Some(c.full.as_str()),
+                c.signature.as_deref(),
+                c.blocks.as_deref(),
+            ];
+            tokens.push([
+                t[0].map(count).transpose()?,
+                t[1].map(count).transpose()?,
+                t[2].map(count).transpose()?,
+            ]);
+            texts.push(t);
         }
+        let full_tokens: Vec<usize> = tokens.iter().map(|t| t[0].unwrap_or(0)).collect();
         let tokens_before: usize = full_tokens.iter().sum();
 
-        let mut gains: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); candidates.len()];
+        let mut gains: Vec<[Option<f64>; 3]> = vec![[None; 3]; candidates.len()];
         let mut cache_hits = 0;
         let forwards_before = self.scorer.as_ref().map_or(0, |s| s.forward_passes());
         if self.strategy == Strategy::Model {
@@ -422,20 +456,16 @@ impl Compressor<'_> {
             let info = scorer.info();
             let scorer_id = format!("{}|{}", info.method, info.weights_sha256);
             // Every text to score, with where its gain goes; cached ones are filled at once.
-            let mut wanted: Vec<(usize, bool, &str, String)> = Vec::new();
-            for (i, c) in candidates.iter().enumerate() {
-                wanted.push((
-                    i,
-                    true,
-                    &c.full,
-                    ScoreCache::key(&scorer_id, unit_code, &c.full),
-                ));
-                if let Some(s) = &c.signature {
-                    wanted.push((i, false, s, ScoreCache::key(&scorer_id, unit_code, s)));
+            let mut wanted: Vec<(usize, usize, &str, String)> = Vec::new();
+            for (i, t) in texts.iter().enumerate() {
+                for (f, text) in t.iter().enumerate() {
+                    if let Some(text) = text {
+                        wanted.push((i, f, text, ScoreCache::key(&scorer_id, unit_code, text)));
+                    }
                 }
             }
             let mut misses = Vec::new();
-            for (i, whole, text, key) in wanted {
+            for (i, f, text, key) in wanted {
                 let hit = match self.cache.as_deref() {
                     Some(cache) => cache.get(&key)?,
                     None => None,
@@ -443,17 +473,17 @@ impl Compressor<'_> {
                 match hit {
                     Some(g) => {
                         cache_hits += 1;
-                        set_gain(&mut gains[i], whole, g);
+                        gains[i][f] = Some(g);
                     }
-                    None => misses.push((i, whole, text, key)),
+                    None => misses.push((i, f, text, key)),
                 }
             }
             if !misses.is_empty() {
-                let texts: Vec<&str> = misses.iter().map(|m| m.2).collect();
-                let scored = scorer.gains(unit_code, &texts)?;
+                let scored_texts: Vec<&str> = misses.iter().map(|m| m.2).collect();
+                let scored = scorer.gains(unit_code, &scored_texts)?;
                 let mut fresh = Vec::with_capacity(misses.len());
-                for ((i, whole, _, key), g) in misses.into_iter().zip(scored) {
-                    set_gain(&mut gains[i], whole, g);
+                for ((i, f, _, key), g) in misses.into_iter().zip(scored) {
+                    gains[i][f] = Some(g);
                     fresh.push((key, g));
                 }
                 if let Some(cache) = self.cache.as_deref_mut() {
@@ -462,31 +492,36 @@ impl Compressor<'_> {
             }
         }
 
+        // Per item, the forms it may take (in FORMS order) as knapsack options.
+        let mut offered: Vec<Vec<usize>> = Vec::with_capacity(candidates.len());
         let options: Vec<Vec<Choice>> = candidates
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let p = c.item.priority;
+                // How much of the item's value each form keeps, for the model-free strategies
+                // and the model's tie-break.
+                let share = [1.0, 0.5, 0.75];
+                let mut forms = Vec::new();
                 let mut opts = Vec::new();
-                let (full_value, sig_value) = match self.strategy {
-                    Strategy::Model => (
-                        gains[i].0.unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p,
-                        gains[i].1.unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p * 0.5,
-                    ),
-                    Strategy::Graph => (p, 0.5 * p),
-                    // Only signatures; an item with no shorter signature goes in whole.
-                    Strategy::Signatures => (if c.signature.is_none() { p } else { 0.0 }, p),
-                };
-                opts.push(Choice {
-                    cost: full_tokens[i],
-                    value: full_value,
-                });
-                if let Some(t) = sig_tokens[i] {
-                    opts.push(Choice {
-                        cost: t,
-                        value: sig_value,
-                    });
+                for f in 0..3 {
+                    let Some(cost) = tokens[i][f] else { continue };
+                    let value = match self.strategy {
+                        Strategy::Model => {
+                            gains[i][f].unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p * share[f]
+                        }
+                        Strategy::Graph => p * share[f],
+                        // Only signatures; an item with no shorter signature goes in whole.
+                        Strategy::Signatures => match FORMS[f] {
+                            Form::Signature => p,
+                            Form::Full if c.signature.is_none() => p,
+                            _ => 0.0,
+                        },
+                    };
+                    forms.push(f);
+                    opts.push(Choice { cost, value });
                 }
+                offered.push(forms);
                 opts
             })
             .collect();
@@ -497,20 +532,11 @@ impl Compressor<'_> {
         let mut text = String::new();
         let mut tokens_after = 0;
         for (i, c) in candidates.iter().enumerate() {
-            let form = match picks[i] {
-                None => Form::Dropped,
-                Some(0) => Form::Full,
-                Some(_) => Form::Signature,
-            };
-            let tokens = match form {
-                Form::Full => full_tokens[i],
-                Form::Signature => sig_tokens[i].unwrap_or(0),
-                Form::Dropped => 0,
-            };
-            match form {
-                Form::Full => text.push_str(&c.full),
-                Form::Signature => text.push_str(c.signature.as_deref().unwrap_or("")),
-                Form::Dropped => {}
+            let picked = picks[i].map(|k| offered[i][k]);
+            let form = picked.map_or(Form::Dropped, |f| FORMS[f]);
+            let tokens = picked.and_then(|f| tokens[i][f]).unwrap_or(0);
+            if let Some(t) = picked.and_then(|f| texts[i][f]) {
+                text.push_str(t);
             }
             tokens_after += tokens;
             items.push(KeptItem {
@@ -522,8 +548,9 @@ impl Compressor<'_> {
                 tokens,
                 full_tokens: full_tokens[i],
                 priority: c.item.priority,
-                gain_full: gains[i].0,
-                gain_signature: gains[i].1,
+                gain_full: gains[i][0],
+                gain_signature: gains[i][1],
+                gain_blocks: gains[i][2],
             });
         }
         let scorer = match self.strategy {
@@ -550,14 +577,6 @@ impl Compressor<'_> {
             items,
             text,
         })
-    }
-}
-
-fn set_gain(slot: &mut (Option<f64>, Option<f64>), whole: bool, g: f64) {
-    if whole {
-        slot.0 = Some(g);
-    } else {
-        slot.1 = Some(g);
     }
 }
 

@@ -32,6 +32,7 @@ fn candidate(symbol: &str, priority: f64, body_lines: usize) -> Candidate {
         item: it,
         full,
         signature,
+        blocks: None,
     }
 }
 
@@ -273,4 +274,45 @@ fn callers_show_their_head_and_call_sites_only() {
     );
     let short = "def f():\n    return total(1)\n";
     assert_eq!(call_sites(short, "total"), short);
+}
+
+#[test]
+fn long_definitions_can_be_kept_as_their_relevant_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+    let helper = "def helper(path, cache):\n    if path in cache:\n        return cache[path]\n\n    handle = open(path)\n    lines = handle.readlines()\n    handle.close()\n    for line in lines:\n        check(line)\n        check_more(line)\n    record = parse(lines)\n    return record\n";
+    std::fs::write(
+        dir.path().join("pkg/m.py"),
+        format!("{helper}\n\ndef target(path, cache):\n    return helper(path, cache)\n"),
+    )
+    .unwrap();
+    let mut u = unit();
+    u.lines = (15, 16);
+    let mut it = item("pkg.m.helper", 1.0, "def helper(path, cache)");
+    it.lines = (1, 12);
+    u.context_items = vec![it];
+    let (code, cands) = Sources::default().gather(dir.path(), &u).unwrap();
+    let blocks = cands[0].blocks.as_deref().expect("a blocks form");
+    assert!(blocks
+        .starts_with("# pkg/m.py:1-12 pkg.m.helper (some blocks)\ndef helper(path, cache):\n"));
+    assert!(blocks.contains("    if path in cache:\n"), "{blocks}");
+    assert!(blocks.contains("    ...\n"), "{blocks}");
+
+    // A budget between the blocks form and the whole item: the blocks are kept.
+    let codec = codec();
+    let count = |s: &str| codec.encode(s).unwrap().len();
+    let (whole, part) = (count(&cands[0].full), count(blocks));
+    assert!(part < whole);
+    let mut c = Compressor {
+        strategy: Strategy::Graph,
+        codec: &codec,
+        scorer: None,
+        cache: None,
+    };
+    let out = c.compress(&u, &code, &cands, part).unwrap();
+    assert_eq!(out.items[0].form, Form::Blocks);
+    assert_eq!(out.tokens_after, part);
+    assert_eq!(out.text, blocks);
+    let out = c.compress(&u, &code, &cands, whole).unwrap();
+    assert_eq!(out.items[0].form, Form::Full);
 }
