@@ -111,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for (file, hash) in &record.files {
                 println!("{hash}  {file}");
             }
-            let dir = dirs_cache().join("pulls");
+            let dir = models::cache_dir().join("pulls");
             std::fs::create_dir_all(&dir)?;
             let path = dir.join(format!("{}.json", record.hub_id.replace('/', "--")));
             crate::patch::atomic_write(
@@ -129,12 +129,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::OK))
         }
     }
-}
-
-fn dirs_cache() -> std::path::PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("ouroboros")
 }

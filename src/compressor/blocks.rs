@@ -182,7 +182,7 @@ pub fn reduce(code: &str, unit_code: &str, python: bool) -> Option<String> {
     for &(i, score) in &ranked {
         let len = text(blocks[i]).len();
         let first = !keep.contains(&true);
-        if (score == 0 && !first) || (size + len) as f64 > whole * 0.5 && !first {
+        if !first && (score == 0 || (size + len) as f64 > whole * 0.5) {
             continue;
         }
         keep[i] = true;
