@@ -2,8 +2,11 @@
 //! code reach disk.
 //!
 //! Data flows one way: CLI → pipeline → librarian → reasoner → compressor → builder → gate →
-//! patch → provenance. This crate currently holds the model-free core: the safety [`gate`], the
-//! [`patch`] engine and [`provenance`] records, and the [`cli`] that drives them.
+//! patch → provenance. Each stage is a module: [`librarian`] (the code graph), [`reasoner`]
+//! (the plan, optionally refined by a chat model), [`compressor`] (context fitted to the budget),
+//! [`builder`] (the diffusion model writes and heals units, on [`diffusion`]), [`gate`] (parse
+//! before write), [`patch`] (diff, backup, atomic write, rollback) and [`provenance`]; the
+//! [`pipeline`] runs them in order and the [`cli`] drives it.
 
 pub mod builder;
 pub mod cli;
