@@ -332,3 +332,74 @@ mod refine {
         assert_eq!(again.answer, r.answer, "greedy answers repeat");
     }
 }
+
+/// `--scorer causal`: the context ranked by a causal LM's perplexity gain (a tiny random Qwen2,
+/// whose losses tests/fixtures/compressor checks against PyTorch), recorded with its hash.
+#[test]
+fn show_context_with_a_causal_scorer() {
+    let dir = project();
+    let qwen = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/compressor/tiny-qwen2"
+    );
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/diffusion/tiny-llada"
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "Add caching",
+            "-t",
+            "svc/users.py",
+            "-f",
+            "load",
+            "--root",
+            ".",
+            "--json",
+            "--show-context",
+            "--model",
+            model,
+            "--budget",
+            "20",
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--scorer", "causal", "--scorer-model", qwen]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ctx = &v["units"][0]["context"];
+    assert_eq!(ctx["strategy"], "causal");
+    assert_eq!(ctx["scorer"]["model"], "tiny-qwen2");
+    assert!(ctx["scorer"]["method"]
+        .as_str()
+        .unwrap()
+        .starts_with("causal LM"));
+    assert!(ctx["scorer"]["weights_sha256"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    // One pass for the unit alone, one per form of each item.
+    let items = ctx["items"].as_array().unwrap();
+    assert!(ctx["forward_passes"].as_u64().unwrap() > items.len() as u64);
+    assert!(ctx["tokens_after"].as_u64().unwrap() <= 20);
+    assert!(items
+        .iter()
+        .all(|i| i["gain_full"].as_f64().unwrap().is_finite()));
+
+    let out = run(&["--scorer", "causal"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--scorer causal needs --scorer-model"));
+    let out = run(&["--scorer-model", qwen]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only read with --scorer causal"));
+}

@@ -12,6 +12,10 @@ const GGUF: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/reasoner/tiny-chat.gguf"
 );
+const TINY_QWEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/compressor/tiny-qwen2"
+);
 const TINY_LLADA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/diffusion/tiny-llada"
@@ -298,7 +302,7 @@ fn bad_reasoner_flags_are_usage_errors() {
     assert!(text(&o).contains("the task is empty"), "{}", text(&o));
 }
 
-/// `refactor --reasoner remote`: the refinement is in provenance (as a model phase and in the
+/// `refactor --reasoner remote --scorer causal`: the refinement is in provenance (as a model phase and in the
 /// refactor record), and replay re-applies the recorded answer without the server.
 #[test]
 fn refactor_records_the_reasoner_and_replays_without_it() {
@@ -324,6 +328,10 @@ fn refactor_records_the_reasoner_and_replays_without_it() {
             "tiny-chat",
             "--reasoner-max-tokens",
             "24",
+            "--scorer",
+            "causal",
+            "--scorer-model",
+            TINY_QWEN,
         ],
         &[],
     );
@@ -352,6 +360,16 @@ fn refactor_records_the_reasoner_and_replays_without_it() {
         .map(|m| m["phase"].as_str().unwrap())
         .collect();
     assert_eq!(phases.first(), Some(&"reason"), "{phases:?}");
+    let compress = record["models_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["phase"] == "compress")
+        .unwrap();
+    assert!(
+        compress["purpose"].as_str().unwrap().contains("causal"),
+        "{compress}"
+    );
 
     drop(server);
     let o = ouroboros(dir.path(), &["replay", &id], &[]);

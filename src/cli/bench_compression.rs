@@ -35,6 +35,9 @@ pub struct CompressionArgs {
     #[arg(long = "scorer", value_delimiter = ',', default_value = "model,graph,signatures",
           value_parser = |s: &str| s.parse::<Strategy>())]
     pub scorers: Vec<Strategy>,
+    /// The causal LM for the `causal` scorer: a Qwen2 checkpoint directory (HF layout).
+    #[arg(long, value_name = "DIR")]
+    pub scorer_model: Option<std::path::PathBuf>,
     /// Only functions whose context is at least this many tokens (there is little to compress
     /// below it).
     #[arg(long, default_value_t = 200)]
@@ -106,6 +109,15 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
         String::new()
     };
     let mut scorer = DiffusionScorer::new(model, weights);
+    let mut causal = match (args.scorers.contains(&Strategy::Causal), &args.scorer_model) {
+        (true, Some(dir)) => Some(
+            crate::compressor::CausalLm::load(dir, &model.device, model.dtype)
+                .with_context(|| format!("--scorer-model {}", dir.display()))?,
+        ),
+        (true, None) => bail!("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)"),
+        (false, _) => None,
+    };
+    let mut causal_scorer = causal.as_mut().map(crate::compressor::CausalScorer::new);
     let mut cache = ScoreCache::in_repo(&root)?;
     let mut sources = Sources::default();
     // Per (scorer, budget): ratios, recall of called definitions kept whole, kept in any form,
@@ -149,11 +161,11 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
         for (si, &strategy) in args.scorers.iter().enumerate() {
             // Score once (into the cache) and time it apart from the budget fitting.
             let started = Instant::now();
-            if strategy == Strategy::Model {
+            if strategy.scored() {
                 Compressor {
                     strategy,
                     codec: &model.codec,
-                    scorer: Some(&mut scorer),
+                    scorer: Some(pick(strategy, &mut scorer, causal_scorer.as_mut())),
                     cache: Some(&mut cache),
                 }
                 .compress(&unit, &code, &candidates, whole)?;
@@ -163,7 +175,7 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
                 let mut compressor = Compressor {
                     strategy,
                     codec: &model.codec,
-                    scorer: Some(&mut scorer),
+                    scorer: Some(pick(strategy, &mut scorer, causal_scorer.as_mut())),
                     cache: Some(&mut cache),
                 };
                 let started = Instant::now();
@@ -213,7 +225,9 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
             let (ra, ra_sd) = mean_sd(&a[2]);
             let (rc, rc_sd) = mean_sd(&a[4]);
             rows.push(Row {
-                model: if *strategy == Strategy::Model {
+                model: if *strategy == Strategy::Causal {
+                    causal.as_ref().map_or("-".into(), |c| c.name.clone())
+                } else if *strategy == Strategy::Model {
                     model.name.clone()
                 } else {
                     "-".into()
@@ -232,7 +246,7 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
                 recall_any_mean: ra,
                 recall_any_sd: ra_sd,
                 ms_per_unit: mean_sd(&a[3]).0,
-                score_ms_per_unit: if *strategy == Strategy::Model {
+                score_ms_per_unit: if strategy.scored() {
                     mean_sd(&score_ms[si]).0
                 } else {
                     0.0
@@ -308,4 +322,16 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The scorer a strategy uses: the causal LM's for `causal`, else the diffusion model's.
+fn pick<'a>(
+    strategy: Strategy,
+    diffusion: &'a mut DiffusionScorer<'_>,
+    causal: Option<&'a mut crate::compressor::CausalScorer<'_>>,
+) -> &'a mut dyn crate::compressor::Scorer {
+    match (strategy, causal) {
+        (Strategy::Causal, Some(c)) => c,
+        _ => diffusion,
+    }
 }

@@ -8,7 +8,8 @@ use super::gen_opts::{load_model, ModelArgs};
 use super::graph_opts::GraphArgs;
 use super::reasoner_opts::ReasonerArgs;
 use crate::compressor::{
-    CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy,
+    CausalLm, CausalScorer, CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache,
+    Scorer, Sources, Strategy,
 };
 use crate::librarian::{self, CodeGraph, IndexOptions};
 use crate::reasoner::{self, ContextRole, Plan};
@@ -39,6 +40,9 @@ pub struct Args {
     /// priorities) or signatures (signatures only, by priority).
     #[arg(long, default_value = "model", requires = "show_context", value_parser = parse_strategy)]
     pub scorer: Strategy,
+    /// The causal LM for `--scorer causal`: a Qwen2 checkpoint directory (HF layout).
+    #[arg(long, value_name = "DIR", requires = "show_context")]
+    pub scorer_model: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -53,6 +57,9 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 
 /// Each unit's compressed context, in plan order: the code path `refactor` uses.
 fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<CompressedContext>> {
+    if args.scorer_model.is_some() && args.scorer != Strategy::Causal {
+        bail!("--scorer-model is only read with --scorer causal");
+    }
     let loaded = load_model(&args.model)?;
     let model = &loaded.model;
     let weights = if args.scorer == Strategy::Model {
@@ -62,11 +69,25 @@ fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<Co
         String::new()
     };
     let mut scorer = DiffusionScorer::new(model, weights);
+    let mut causal = match (args.scorer, &args.scorer_model) {
+        (Strategy::Causal, Some(dir)) => Some(
+            CausalLm::load(dir, &model.device, model.dtype)
+                .with_context(|| format!("--scorer-model {}", dir.display()))?,
+        ),
+        (Strategy::Causal, None) => {
+            bail!("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)")
+        }
+        _ => None,
+    };
+    let mut causal_scorer = causal.as_mut().map(CausalScorer::new);
     let mut cache = ScoreCache::in_repo(root)?;
     let mut compressor = Compressor {
         strategy: args.scorer,
         codec: &model.codec,
-        scorer: Some(&mut scorer),
+        scorer: Some(match causal_scorer.as_mut() {
+            Some(c) => c as &mut dyn Scorer,
+            None => &mut scorer,
+        }),
         cache: Some(&mut cache),
     };
     let mut sources = Sources::default();

@@ -70,6 +70,10 @@ pub struct Args {
     #[arg(long, default_value = "model", value_parser = |s: &str| s.parse::<Strategy>())]
     #[serde(with = "strategy_name")]
     pub scorer: Strategy,
+    /// The causal LM for `--scorer causal`: a Qwen2 checkpoint directory (HF layout).
+    #[arg(long, value_name = "DIR")]
+    #[serde(default)]
+    pub scorer_model: Option<PathBuf>,
     /// Context budget in tokens per unit (default: the model's window less twice the unit).
     #[arg(long)]
     pub budget: Option<usize>,
@@ -156,6 +160,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         targets.push(super::repo_relative(&root, t)?);
     }
+    if args.scorer_model.is_some() && args.scorer != Strategy::Causal {
+        bail!("--scorer-model is only read with --scorer causal");
+    }
+    if args.scorer == Strategy::Causal && args.scorer_model.is_none() {
+        bail!("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)");
+    }
     if args.gen_length == Some(0) {
         bail!("--gen-length must be at least 1");
     }
@@ -210,6 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_retries: args.max_retries,
         safe_mode: !args.no_safe_mode,
         scorer: args.scorer,
+        scorer_model: args.scorer_model.as_deref(),
         budget: args.budget,
         gate: Gate::new(args.python_version),
         overrides: &contents,
@@ -465,9 +476,11 @@ fn record_models(
     }
     let before: usize = outcome.units.iter().map(|u| u.context.tokens_before).sum();
     let after: usize = outcome.units.iter().map(|u| u.context.tokens_after).sum();
+    // The scoring model is the generator unless another one (`--scorer causal`) was named.
+    let scorer = outcome.units.iter().find_map(|u| u.context.scorer.as_ref());
     log.log_model_usage(ModelUsage {
         phase: "compress".into(),
-        model_name: model.name.clone(),
+        model_name: scorer.map_or(model.name.clone(), |s| s.model.clone()),
         purpose: format!(
             "ranking context ({}) and fitting it to the generator's budget",
             outcome
@@ -484,7 +497,7 @@ fn record_models(
         }),
         device: Some(device.clone()),
         dtype: Some(dtype.clone()),
-        weights_sha256: Some(weights.to_string()),
+        weights_sha256: Some(scorer.map_or(weights.to_string(), |s| s.weights_sha256.clone())),
         ..ModelUsage::default()
     });
     for u in outcome.units.iter().filter(|u| u.skipped.is_none()) {

@@ -126,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_retries: recorded.max_retries,
         safe_mode: !recorded.no_safe_mode,
         scorer: recorded.scorer,
+        scorer_model: recorded.scorer_model.as_deref(),
         budget: recorded.budget,
         gate: Gate::new(recorded.python_version),
         overrides: &originals,

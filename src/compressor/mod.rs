@@ -16,6 +16,7 @@
 
 mod blocks;
 pub mod cache;
+pub mod causal;
 mod knapsack;
 mod score;
 
@@ -28,6 +29,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use cache::ScoreCache;
+pub use causal::{CausalLm, CausalScorer};
 pub use score::DiffusionScorer;
 
 use crate::diffusion::model::ModelError;
@@ -57,14 +59,19 @@ pub enum CompressError {
     Cache { path: String, message: String },
     #[error("{0}")]
     Tokenizer(#[from] TokenizerError),
-    #[error("--scorer model needs a scoring model")]
-    NoScorer,
+    #[error("--scorer {0} needs a scoring model")]
+    NoScorer(Strategy),
+    #[error("scoring checkpoint {dir}: {detail}")]
+    Checkpoint { dir: String, detail: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
+    /// The diffusion model's masked-token loss gain.
     Model,
+    /// A causal LM's perplexity gain (`--scorer-model DIR`, a Qwen2 checkpoint).
+    Causal,
     Graph,
     Signatures,
 }
@@ -74,12 +81,20 @@ impl FromStr for Strategy {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "model" => Ok(Strategy::Model),
+            "causal" => Ok(Strategy::Causal),
             "graph" => Ok(Strategy::Graph),
             "signatures" => Ok(Strategy::Signatures),
             other => Err(format!(
-                "--scorer {other}: expected model, graph or signatures"
+                "--scorer {other}: expected model, causal, graph or signatures"
             )),
         }
+    }
+}
+
+impl Strategy {
+    /// Whether a model scores the items (the others need none).
+    pub fn scored(self) -> bool {
+        matches!(self, Strategy::Model | Strategy::Causal)
     }
 }
 
@@ -87,6 +102,7 @@ impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Strategy::Model => "model",
+            Strategy::Causal => "causal",
             Strategy::Graph => "graph",
             Strategy::Signatures => "signatures",
         })
@@ -451,8 +467,11 @@ impl Compressor<'_> {
         let mut gains: Vec<[Option<f64>; 3]> = vec![[None; 3]; candidates.len()];
         let mut cache_hits = 0;
         let forwards_before = self.scorer.as_ref().map_or(0, |s| s.forward_passes());
-        if self.strategy == Strategy::Model {
-            let scorer = self.scorer.as_deref_mut().ok_or(CompressError::NoScorer)?;
+        if self.strategy.scored() {
+            let scorer = self
+                .scorer
+                .as_deref_mut()
+                .ok_or(CompressError::NoScorer(self.strategy))?;
             let info = scorer.info();
             let scorer_id = format!("{}|{}", info.method, info.weights_sha256);
             // Every text to score, with where its gain goes; cached ones are filled at once.
@@ -507,7 +526,7 @@ impl Compressor<'_> {
                 for f in 0..3 {
                     let Some(cost) = tokens[i][f] else { continue };
                     let value = match self.strategy {
-                        Strategy::Model => {
+                        Strategy::Model | Strategy::Causal => {
                             gains[i][f].unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p * share[f]
                         }
                         Strategy::Graph => p * share[f],
@@ -554,7 +573,7 @@ impl Compressor<'_> {
             });
         }
         let scorer = match self.strategy {
-            Strategy::Model => self.scorer.as_ref().map(|s| s.info()),
+            Strategy::Model | Strategy::Causal => self.scorer.as_ref().map(|s| s.info()),
             _ => None,
         };
         let forward_passes =

@@ -196,7 +196,7 @@ fn model_strategy_without_a_scorer_is_an_error() {
     let err = c
         .compress(&unit(), "x", &[candidate("a", 1.0, 2)], 10)
         .unwrap_err();
-    assert!(matches!(err, CompressError::NoScorer));
+    assert!(matches!(err, CompressError::NoScorer(_)));
 }
 
 #[test]

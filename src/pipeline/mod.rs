@@ -17,7 +17,8 @@ use crate::builder::heal::{self, AttemptLog, HealOptions, Request, Site};
 use crate::builder::{chat_template, ChatTemplate};
 use crate::builder::{span_for, BuildError, Builder, SPAN_BUCKETS};
 use crate::compressor::{
-    CompressError, CompressedContext, Compressor, DiffusionScorer, ScoreCache, Sources, Strategy,
+    CausalLm, CausalScorer, CompressError, CompressedContext, Compressor, DiffusionScorer,
+    ScoreCache, Scorer, Sources, Strategy,
 };
 use crate::diffusion::{DiffusionLm, GenerateConfig, SamplerKind};
 use crate::gate::{Gate, GateReport, SourceKind};
@@ -97,6 +98,8 @@ pub struct Settings<'a> {
     /// Splice only units that pass the gate; off, every unit is spliced and the gate recorded.
     pub safe_mode: bool,
     pub scorer: Strategy,
+    /// The causal LM checkpoint for `Strategy::Causal`.
+    pub scorer_model: Option<&'a Path>,
     pub budget: Option<usize>,
     pub gate: Gate,
     /// File contents to use instead of the working tree's (replay), by repo-relative path.
@@ -238,6 +241,12 @@ pub fn run(
         ),
     };
     let mut scorer = DiffusionScorer::new(model, s.weights_sha256.to_string());
+    let mut causal = match (s.scorer, s.scorer_model) {
+        (Strategy::Causal, Some(dir)) => Some(CausalLm::load(dir, &model.device, model.dtype)?),
+        (Strategy::Causal, None) => return Err(CompressError::NoScorer(Strategy::Causal).into()),
+        _ => None,
+    };
+    let mut causal_scorer = causal.as_mut().map(CausalScorer::new);
     let mut cache = ScoreCache::in_repo(root)?;
 
     // The files as they are before the run, and as they become while units are spliced in.
@@ -270,7 +279,10 @@ pub fn run(
         let (candidates, context) = Compressor {
             strategy: s.scorer,
             codec: &model.codec,
-            scorer: Some(&mut scorer),
+            scorer: Some(match causal_scorer.as_mut() {
+                Some(c) => c as &mut dyn Scorer,
+                None => &mut scorer,
+            }),
             cache: Some(&mut cache),
         }
         .compress_unit(&mut sources, root, unit, s.budget, model.max_positions())?;
