@@ -175,6 +175,31 @@ fn show_context_compresses_within_budget_and_caches_scores() {
         .iter()
         .all(|i| i["gain_full"].as_f64().unwrap().is_finite()));
 
+    // A budget the window cannot give is refused, with the numbers.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+        .current_dir(dir.path())
+        .args([
+            "plan",
+            "Add caching",
+            "-t",
+            "svc/users.py",
+            "--root",
+            ".",
+            "--show-context",
+            "--model",
+            model,
+            "--budget",
+            "1000000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("--budget 1000000:") && e.contains("which leaves at most"),
+        "{e}"
+    );
+
     let second = run("20");
     let again = second["units"]
         .as_array()

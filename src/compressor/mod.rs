@@ -61,6 +61,21 @@ pub enum CompressError {
     Tokenizer(#[from] TokenizerError),
     #[error("--scorer {0} needs a scoring model")]
     NoScorer(Strategy),
+    #[error("--budget {budget}: {unit} alone is {tokens} tokens, and the generator's window of {window} cannot hold it twice (the original and its rewrite); the unit is never cut")]
+    UnitOverWindow {
+        budget: usize,
+        unit: String,
+        tokens: usize,
+        window: usize,
+    },
+    #[error("--budget {budget}: {unit} is {tokens} tokens and the generator's window is {window}, which leaves at most {room} tokens of context")]
+    BudgetOverWindow {
+        budget: usize,
+        unit: String,
+        tokens: usize,
+        window: usize,
+        room: usize,
+    },
     #[error("scoring checkpoint {dir}: {detail}")]
     Checkpoint { dir: String, detail: String },
 }
@@ -428,9 +443,28 @@ impl Compressor<'_> {
         max_positions: usize,
     ) -> Result<(Vec<Candidate>, CompressedContext), CompressError> {
         let (code, candidates) = sources.gather(root, unit)?;
+        let tokens = self.codec.encode(&code)?.len();
+        let room = default_budget(max_positions, tokens);
         let budget = match budget {
+            Some(b) if 2 * tokens + 16 > max_positions => {
+                return Err(CompressError::UnitOverWindow {
+                    budget: b,
+                    unit: unit.symbol.clone(),
+                    tokens,
+                    window: max_positions,
+                })
+            }
+            Some(b) if b > room => {
+                return Err(CompressError::BudgetOverWindow {
+                    budget: b,
+                    unit: unit.symbol.clone(),
+                    tokens,
+                    window: max_positions,
+                    room,
+                })
+            }
             Some(b) => b,
-            None => default_budget(max_positions, self.codec.encode(&code)?.len()),
+            None => room,
         };
         let context = self.compress(unit, &code, &candidates, budget)?;
         Ok((candidates, context))
