@@ -575,6 +575,38 @@ fn instruct_message(
 mod tests {
     use super::*;
 
+    /// A reasoner model's description of the change reaches both kinds of prompt.
+    #[test]
+    fn planned_changes_reach_the_prompts() {
+        let mut unit = EditUnit {
+            symbol: "m.f".into(),
+            kind: "function",
+            file: "m.py".into(),
+            lines: (1, 2),
+            signature: "def f()".into(),
+            reason: "named with --function f".into(),
+            description: None,
+            callers: vec![],
+            callees: vec![],
+            blast_radius: 0,
+            tests: vec![],
+            public_api: true,
+            context_items: vec![],
+        };
+        let kind = SourceKind::from_path(Path::new("m.py")).unwrap();
+        assert!(!task_comment(kind, "Cache", &unit).contains("Change:"));
+        unit.description = Some("Memoise the lookup\nby key.".into());
+        assert_eq!(
+            task_comment(kind, "Cache", &unit),
+            "# Task: Cache\n# Rewriting m.f (named with --function f).\n# Change: Memoise the lookup by key.\n"
+        );
+        let m = instruct_message("Cache", &unit, kind, "", "def f():\n    pass\n", None);
+        assert!(
+            m.contains("Planned change: Memoise the lookup\nby key."),
+            "{m}"
+        );
+    }
+
     #[test]
     fn spans_leave_room_for_a_longer_body() {
         assert_eq!(span_for_edit(10), 32);
