@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::bench::{mean_sd, print_jsonl};
 use super::gen_opts::Loaded;
-use crate::compressor::{Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy};
+use crate::compressor::{causal, Compressor, DiffusionScorer, Form, ScoreCache, Sources, Strategy};
 use crate::device::dtype_name;
 use crate::librarian::extract::NodeKind;
 use crate::librarian::{self, CodeGraph, GraphStore, IndexOptions, SqliteStore};
@@ -109,15 +109,17 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
         String::new()
     };
     let mut scorer = DiffusionScorer::new(model, weights);
-    let mut causal = match (args.scorers.contains(&Strategy::Causal), &args.scorer_model) {
-        (true, Some(dir)) => Some(
-            crate::compressor::CausalLm::load(dir, &model.device, model.dtype)
-                .with_context(|| format!("--scorer-model {}", dir.display()))?,
-        ),
-        (true, None) => bail!("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)"),
-        (false, _) => None,
+    let mut causal = if args.scorers.contains(&Strategy::Causal) {
+        causal::load_for(
+            Strategy::Causal,
+            args.scorer_model.as_deref(),
+            &model.device,
+            model.dtype,
+        )?
+    } else {
+        None
     };
-    let mut causal_scorer = causal.as_mut().map(crate::compressor::CausalScorer::new);
+    let mut causal_scorer = causal.as_mut().map(causal::CausalScorer::new);
     let mut cache = ScoreCache::in_repo(&root)?;
     let mut sources = Sources::default();
     // Per (scorer, budget): ratios, recall of called definitions kept whole, kept in any form,
@@ -165,7 +167,12 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
                 Compressor {
                     strategy,
                     codec: &model.codec,
-                    scorer: Some(pick(strategy, &mut scorer, causal_scorer.as_mut())),
+                    scorer: Some(causal::pick(
+                        &mut scorer,
+                        causal_scorer
+                            .as_mut()
+                            .filter(|_| strategy == Strategy::Causal),
+                    )),
                     cache: Some(&mut cache),
                 }
                 .compress(&unit, &code, &candidates, whole)?;
@@ -175,7 +182,12 @@ pub fn run(loaded: &Loaded, args: &CompressionArgs, seed: u64) -> anyhow::Result
                 let mut compressor = Compressor {
                     strategy,
                     codec: &model.codec,
-                    scorer: Some(pick(strategy, &mut scorer, causal_scorer.as_mut())),
+                    scorer: Some(causal::pick(
+                        &mut scorer,
+                        causal_scorer
+                            .as_mut()
+                            .filter(|_| strategy == Strategy::Causal),
+                    )),
                     cache: Some(&mut cache),
                 };
                 let started = Instant::now();
@@ -322,16 +334,4 @@ pub fn print(rows: &[Row], format: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The scorer a strategy uses: the causal LM's for `causal`, else the diffusion model's.
-fn pick<'a>(
-    strategy: Strategy,
-    diffusion: &'a mut DiffusionScorer<'_>,
-    causal: Option<&'a mut crate::compressor::CausalScorer<'_>>,
-) -> &'a mut dyn crate::compressor::Scorer {
-    match (strategy, causal) {
-        (Strategy::Causal, Some(c)) => c,
-        _ => diffusion,
-    }
 }

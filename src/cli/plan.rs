@@ -8,8 +8,8 @@ use super::gen_opts::{load_model, ModelArgs};
 use super::graph_opts::GraphArgs;
 use super::reasoner_opts::ReasonerArgs;
 use crate::compressor::{
-    CausalLm, CausalScorer, CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache,
-    Scorer, Sources, Strategy,
+    causal, CausalScorer, CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache,
+    Sources, Strategy,
 };
 use crate::librarian::{self, CodeGraph, IndexOptions};
 use crate::reasoner::{self, ContextRole, Plan};
@@ -69,25 +69,18 @@ fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<Co
         String::new()
     };
     let mut scorer = DiffusionScorer::new(model, weights);
-    let mut causal = match (args.scorer, &args.scorer_model) {
-        (Strategy::Causal, Some(dir)) => Some(
-            CausalLm::load(dir, &model.device, model.dtype)
-                .with_context(|| format!("--scorer-model {}", dir.display()))?,
-        ),
-        (Strategy::Causal, None) => {
-            bail!("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)")
-        }
-        _ => None,
-    };
+    let mut causal = causal::load_for(
+        args.scorer,
+        args.scorer_model.as_deref(),
+        &model.device,
+        model.dtype,
+    )?;
     let mut causal_scorer = causal.as_mut().map(CausalScorer::new);
     let mut cache = ScoreCache::in_repo(root)?;
     let mut compressor = Compressor {
         strategy: args.scorer,
         codec: &model.codec,
-        scorer: Some(match causal_scorer.as_mut() {
-            Some(c) => c as &mut dyn Scorer,
-            None => &mut scorer,
-        }),
+        scorer: Some(causal::pick(&mut scorer, causal_scorer.as_mut())),
         cache: Some(&mut cache),
     };
     let mut sources = Sources::default();
@@ -194,24 +187,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("plan: {}", plan.task);
     if let Some(r) = &refinement {
         println!(
-            "reasoner: {} ({}{}), {:.0} ms, {} prompt + {} answer tokens: kept {}, dropped {}{}",
+            "reasoner: {} ({}), {:.0} ms, {} prompt + {} answer tokens",
             r.model.model,
-            r.model.kind,
-            r.model
-                .endpoint
-                .as_ref()
-                .map(|e| format!(" at {e}"))
-                .unwrap_or_default(),
+            r.summary(),
             r.duration_ms,
             r.prompt_tokens,
-            r.completion_tokens,
-            r.kept.len(),
-            r.dropped.len(),
-            if r.fell_back {
-                " (graph plan kept)"
-            } else {
-                ""
-            }
+            r.completion_tokens
         );
     }
     for (i, u) in plan.units.iter().enumerate() {

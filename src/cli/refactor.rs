@@ -455,18 +455,7 @@ fn record_models(
         log.log_model_usage(ModelUsage {
             phase: "reason".into(),
             model_name: r.model.model.clone(),
-            purpose: format!(
-                "refining the plan ({}{}): kept {}, dropped {}{}",
-                r.model.kind,
-                r.model
-                    .endpoint
-                    .as_ref()
-                    .map(|e| format!(" at {e}"))
-                    .unwrap_or_default(),
-                r.kept.len(),
-                r.dropped.len(),
-                if r.fell_back { ", graph plan kept" } else { "" }
-            ),
+            purpose: format!("refining the plan ({})", r.summary()),
             tokens_used: (r.prompt_tokens + r.completion_tokens) as u64,
             duration_ms: r.duration_ms,
             device: r.model.device.clone(),

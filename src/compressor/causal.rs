@@ -131,6 +131,31 @@ impl CausalLm {
     }
 }
 
+/// The causal LM a strategy needs: loaded from `dir` for `Strategy::Causal`, none otherwise.
+pub fn load_for(
+    strategy: super::Strategy,
+    dir: Option<&Path>,
+    device: &Device,
+    dtype: DType,
+) -> Result<Option<CausalLm>, CompressError> {
+    match (strategy, dir) {
+        (super::Strategy::Causal, Some(dir)) => CausalLm::load(dir, device, dtype).map(Some),
+        (super::Strategy::Causal, None) => Err(CompressError::NoCausalModel),
+        _ => Ok(None),
+    }
+}
+
+/// The scorer to use: the causal LM's when one was loaded, else the diffusion model's.
+pub fn pick<'a>(
+    diffusion: &'a mut super::DiffusionScorer<'_>,
+    causal: Option<&'a mut CausalScorer<'_>>,
+) -> &'a mut dyn Scorer {
+    match causal {
+        Some(c) => c,
+        None => diffusion,
+    }
+}
+
 pub struct CausalScorer<'m> {
     lm: &'m mut CausalLm,
     forwards: usize,

@@ -61,6 +61,8 @@ pub enum CompressError {
     Tokenizer(#[from] TokenizerError),
     #[error("--scorer {0} needs a scoring model")]
     NoScorer(Strategy),
+    #[error("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)")]
+    NoCausalModel,
     #[error("--budget {budget}: {unit} alone is {tokens} tokens, and the generator's window of {window} cannot hold it twice (the original and its rewrite); the unit is never cut")]
     UnitOverWindow {
         budget: usize,

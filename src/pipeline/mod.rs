@@ -17,8 +17,8 @@ use crate::builder::heal::{self, AttemptLog, HealOptions, Request, Site};
 use crate::builder::{chat_template, ChatTemplate};
 use crate::builder::{span_for, BuildError, Builder, SPAN_BUCKETS};
 use crate::compressor::{
-    CausalLm, CausalScorer, CompressError, CompressedContext, Compressor, DiffusionScorer,
-    ScoreCache, Scorer, Sources, Strategy,
+    causal, CausalScorer, CompressError, CompressedContext, Compressor, DiffusionScorer,
+    ScoreCache, Sources, Strategy,
 };
 use crate::diffusion::{DiffusionLm, GenerateConfig, SamplerKind};
 use crate::gate::{Gate, GateReport, SourceKind};
@@ -241,11 +241,7 @@ pub fn run(
         ),
     };
     let mut scorer = DiffusionScorer::new(model, s.weights_sha256.to_string());
-    let mut causal = match (s.scorer, s.scorer_model) {
-        (Strategy::Causal, Some(dir)) => Some(CausalLm::load(dir, &model.device, model.dtype)?),
-        (Strategy::Causal, None) => return Err(CompressError::NoScorer(Strategy::Causal).into()),
-        _ => None,
-    };
+    let mut causal = causal::load_for(s.scorer, s.scorer_model, &model.device, model.dtype)?;
     let mut causal_scorer = causal.as_mut().map(CausalScorer::new);
     let mut cache = ScoreCache::in_repo(root)?;
 
@@ -279,10 +275,7 @@ pub fn run(
         let (candidates, context) = Compressor {
             strategy: s.scorer,
             codec: &model.codec,
-            scorer: Some(match causal_scorer.as_mut() {
-                Some(c) => c as &mut dyn Scorer,
-                None => &mut scorer,
-            }),
+            scorer: Some(causal::pick(&mut scorer, causal_scorer.as_mut())),
             cache: Some(&mut cache),
         }
         .compress_unit(&mut sources, root, unit, s.budget, model.max_positions())?;

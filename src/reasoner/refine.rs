@@ -42,6 +42,28 @@ pub struct Refinement {
     pub fell_back: bool,
 }
 
+impl Refinement {
+    /// `local: kept 2, dropped 1` or `remote at URL: ...`, for the plan's header and provenance.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}{}: kept {}, dropped {}{}",
+            self.model.kind,
+            self.model
+                .endpoint
+                .as_ref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default(),
+            self.kept.len(),
+            self.dropped.len(),
+            if self.fell_back {
+                ", graph plan kept"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dropped {
     pub symbol: String,
