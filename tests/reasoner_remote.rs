@@ -375,3 +375,82 @@ fn refactor_records_the_reasoner_and_replays_without_it() {
     let o = ouroboros(dir.path(), &["replay", &id], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+/// `serve` speaks the OpenAI API's shapes for what clients get wrong, not only for what they
+/// get right.
+#[test]
+fn serve_answers_bad_requests_in_the_openai_error_shape() {
+    let server = Served::start(None);
+    let url = format!("{}/chat/completions", server.base);
+    let post = |body: &str| -> (u16, serde_json::Value) {
+        let r = ureq::post(&url)
+            .set("Content-Type", "application/json")
+            .send_string(body);
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        (resp.status(), resp.into_json().unwrap())
+    };
+    let cases = [
+        ("not json", 400, "not JSON"),
+        (
+            r#"{"messages": [{"role": "user", "content": "hi"}]}"#,
+            400,
+            "\"model\" is required",
+        ),
+        (
+            r#"{"model": "tiny-chat", "messages": []}"#,
+            400,
+            "non-empty list",
+        ),
+        (
+            r#"{"model": "tiny-chat", "messages": [{"role": "user"}]}"#,
+            400,
+            "messages[0]",
+        ),
+        (
+            r#"{"model": "tiny-chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#,
+            400,
+            "not supported",
+        ),
+        (
+            r#"{"model": "tiny-chat", "max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]}"#,
+            400,
+            "max_tokens",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let (got, v) = post(body);
+        assert_eq!(got, status, "{body}: {v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(message),
+            "{body}: {v}"
+        );
+    }
+    // Text parts are accepted as content, and usage adds up.
+    let (got, v) = post(
+        r#"{"model": "tiny-chat", "max_tokens": 3, "temperature": 0, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}"#,
+    );
+    assert_eq!(got, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    let usage = &v["usage"];
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+    let get =
+        |path: &str| match ureq::get(&format!("{}{path}", server.base.trim_end_matches("/v1")))
+            .call()
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(s, _)) => s,
+            Err(e) => panic!("{e}"),
+        };
+    assert_eq!(get("/health"), 200);
+    assert_eq!(get("/v1/models"), 200);
+    assert_eq!(get("/v1/chat/completions"), 405);
+    assert_eq!(get("/v2/anything"), 404);
+}
