@@ -215,7 +215,7 @@ fn show_context_compresses_within_budget_and_caches_scores() {
 
 mod refine {
     use super::*;
-    use ouroboros::reasoner::gguf::GgufChat;
+    use ouroboros::reasoner::local::LocalChat;
     use ouroboros::reasoner::refine::{self, apply_answer, Dropped, Options};
 
     fn plan_of(g: &CodeGraph) -> reasoner::Plan {
@@ -333,7 +333,7 @@ mod refine {
         let plan = plan_of(&g);
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reasoner/tiny-chat.gguf");
-        let mut chat = GgufChat::load(&path, &candle_core::Device::Cpu).unwrap();
+        let mut chat = LocalChat::load(&path, &candle_core::Device::Cpu).unwrap();
         let options = Options {
             max_tokens: 24,
             temperature: 0.0,

@@ -166,6 +166,11 @@ fn a_served_model_answers_as_the_in_process_one_and_only_plan_units_survive() {
         .unwrap()
         .starts_with("sha256:"));
 
+    // A Hugging Face checkpoint directory works the same way.
+    let hf = plan_json(dir.path(), &["--reasoner-model", TINY_QWEN], &[]);
+    assert_eq!(hf["reasoner"]["model"]["model"], "tiny-qwen2");
+    assert_eq!(hf["reasoner"]["model"]["kind"], "local");
+
     // Without a reasoner model there is no reasoner record.
     let graph_only = plan_json(dir.path(), &[], &[]);
     assert!(graph_only.get("reasoner").is_none());

@@ -35,23 +35,35 @@ pub fn chat_template(dir: &Path) -> Result<Option<ChatTemplate>, String> {
             })
             .unwrap_or_default()
     };
-    let mut env = minijinja::Environment::new();
-    env.add_template_owned("chat", template.to_string())
-        .map_err(|e| format!("{}: chat_template: {e}", path.display()))?;
-    Ok(Some(ChatTemplate {
-        env,
-        bos: token("bos_token"),
-        eos: token("eos_token"),
-    }))
+    ChatTemplate::new(template.to_string(), token("bos_token"), token("eos_token"))
+        .map(Some)
+        .map_err(|e| format!("{}: chat_template: {e}", path.display()))
 }
 
 impl ChatTemplate {
+    /// A Jinja chat template, with the special tokens templates refer to by name.
+    pub fn new(template: String, bos: String, eos: String) -> Result<ChatTemplate, String> {
+        let mut env = minijinja::Environment::new();
+        env.add_template_owned("chat", template)
+            .map_err(|e| e.to_string())?;
+        Ok(ChatTemplate { env, bos, eos })
+    }
+
     pub fn render(&self, user: &str) -> Result<String, String> {
+        self.render_messages(&[("user", user)])
+    }
+
+    /// The prompt for these (role, content) turns, ending where the answer starts.
+    pub fn render_messages(&self, messages: &[(&str, &str)]) -> Result<String, String> {
+        let messages: Vec<_> = messages
+            .iter()
+            .map(|(role, content)| minijinja::context! { role => role, content => content })
+            .collect();
         self.env
             .get_template("chat")
             .and_then(|t| {
                 t.render(minijinja::context! {
-                    messages => vec![minijinja::context! { role => "user", content => user }],
+                    messages => messages,
                     add_generation_prompt => true,
                     bos_token => &self.bos,
                     eos_token => &self.eos,

@@ -90,7 +90,7 @@ pub enum Command {
     Status(status::Args),
     /// List recent runs.
     ListRuns(list_runs::Args),
-    /// Serve a GGUF chat model over an OpenAI-compatible Chat Completions API, so one machine
+    /// Serve a chat model (GGUF or Hugging Face) over an OpenAI-compatible Chat Completions API, so one machine
     /// can be the reasoner for others (`--reasoner remote`).
     Serve(serve::Args),
 }

@@ -1,5 +1,5 @@
-//! How the plan is refined: the graph alone (default), an in-process GGUF chat model, or an
-//! OpenAI-compatible endpoint.
+//! How the plan is refined: the graph alone (default), an in-process chat model (GGUF or
+//! Hugging Face), or an OpenAI-compatible endpoint.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceSpec;
 use crate::reasoner::chat::ChatModel;
-use crate::reasoner::gguf::GgufChat;
+use crate::reasoner::local::LocalChat;
 use crate::reasoner::refine;
 use crate::reasoner::remote::{completions_url, RemoteChat, API_KEY_ENV};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReasonerKind {
-    /// In this process: the graph planner, refined by --reasoner-model FILE.gguf if given.
+    /// In this process: the graph planner, refined by --reasoner-model FILE.gguf|DIR if given.
     #[default]
     Local,
     /// An OpenAI-compatible Chat Completions endpoint (--reasoner-url, --reasoner-model).
@@ -25,13 +25,13 @@ pub enum ReasonerKind {
 
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 pub struct ReasonerArgs {
-    /// local (the graph planner, optionally refined by a GGUF chat model run in-process) or
+    /// local (the graph planner, optionally refined by a chat model run in-process) or
     /// remote (an OpenAI-compatible endpoint: vLLM, SGLang, llama.cpp, Ollama, `ouroboros
     /// serve`). The key, if the endpoint needs one, comes from OUROBOROS_API_KEY.
     #[arg(long, value_enum, default_value = "local")]
     pub reasoner: ReasonerKind,
-    /// local: a GGUF chat model file (llama or qwen2 architecture); remote: the model name the
-    /// endpoint serves.
+    /// local: a chat model, as a GGUF file or a Hugging Face checkpoint directory (llama or
+    /// qwen2 architecture); remote: the model name the endpoint serves.
     #[arg(long, value_name = "FILE|NAME")]
     pub reasoner_model: Option<String>,
     /// The endpoint's API base (http://HOST:PORT/v1) or its /chat/completions URL.
@@ -83,13 +83,13 @@ impl ReasonerArgs {
                     return Ok(None);
                 };
                 let path = Path::new(file);
-                if !path.is_file() {
+                if !path.exists() {
                     bail!(
-                        "--reasoner-model {file}: no such file (with --reasoner local it is a GGUF chat model file; a served model needs --reasoner remote)"
+                        "--reasoner-model {file}: no such file (with --reasoner local it is a GGUF chat model file or a Hugging Face checkpoint directory; a served model needs --reasoner remote)"
                     );
                 }
                 let device = device.open()?;
-                let chat = GgufChat::load(path, &device)
+                let chat = LocalChat::load(path, &device)
                     .with_context(|| format!("--reasoner-model {file}"))?;
                 Ok(Some(Box::new(chat)))
             }

@@ -1,5 +1,5 @@
-//! `ouroboros serve`: a GGUF chat model behind the OpenAI Chat Completions API, so one GPU
-//! machine can be the reasoner for a team's other machines (`--reasoner remote`), with nothing
+//! `ouroboros serve`: a chat model (GGUF or Hugging Face) behind the OpenAI Chat Completions
+//! API, so one GPU machine can be the reasoner for a team's other machines (`--reasoner remote`), with nothing
 //! leaving the local network.
 //!
 //! Requests are answered one at a time by one model. Structured output (`response_format`) is
@@ -19,7 +19,7 @@ use super::exit;
 use crate::device::DeviceSpec;
 use crate::reasoner::chat::{ChatError, ChatModel, ChatRequest, Message};
 use crate::reasoner::constrain::PlanForm;
-use crate::reasoner::gguf::GgufChat;
+use crate::reasoner::local::LocalChat;
 
 /// When set, clients must send `Authorization: Bearer <value>`.
 pub const SERVE_KEY_ENV: &str = "OUROBOROS_SERVE_API_KEY";
@@ -28,8 +28,8 @@ const MAX_BODY: u64 = 4 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A GGUF chat model file (llama or qwen2 architecture).
-    #[arg(long, value_name = "FILE")]
+    /// A chat model: a GGUF file or a Hugging Face checkpoint directory (llama or qwen2).
+    #[arg(long, value_name = "FILE|DIR")]
     pub model: PathBuf,
     /// The name clients ask for (default: the model's general.name).
     #[arg(long, value_name = "NAME")]
@@ -59,12 +59,12 @@ fn api_error(status: u16, kind: &'static str, message: impl Into<String>) -> Api
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.model.is_file() {
+    if !args.model.exists() {
         bail!("--model {}: no such file", args.model.display());
     }
     let device: DeviceSpec = args.device.parse()?;
     let device = device.open()?;
-    let mut chat = GgufChat::load(&args.model, &device)
+    let mut chat = LocalChat::load(&args.model, &device)
         .with_context(|| format!("--model {}", args.model.display()))?;
     let name = args.name.clone().unwrap_or_else(|| chat.name().to_string());
     let key = std::env::var(SERVE_KEY_ENV).ok().filter(|k| !k.is_empty());
@@ -169,7 +169,7 @@ fn content_text(v: &Value) -> Option<String> {
     }
 }
 
-fn complete(chat: &mut GgufChat, name: &str, body: &[u8], n: u64) -> Result<Value, ApiError> {
+fn complete(chat: &mut LocalChat, name: &str, body: &[u8], n: u64) -> Result<Value, ApiError> {
     let bad = |m: String| api_error(400, "invalid_request_error", m);
     let req: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
     let asked = req

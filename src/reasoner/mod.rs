@@ -7,12 +7,12 @@
 //! code that uses it.
 //!
 //! A chat model may then refine the plan ([`refine`]): pick the units that must change and say
-//! what to change in each. It runs in-process from a GGUF file ([`gguf`]) or behind an
+//! what to change in each. It runs in-process ([`local`]: a GGUF file or a Hugging Face checkpoint) or behind an
 //! OpenAI-compatible endpoint ([`remote`]); what it proposes is checked against the graph.
 
 pub mod chat;
 pub mod constrain;
-pub mod gguf;
+pub mod local;
 pub mod refine;
 pub mod remote;
 

@@ -1,11 +1,14 @@
-//! An autoregressive chat model in one GGUF file, run in-process through candle-transformers'
-//! quantized llama and qwen2 families. This is the reasoner's local model (for example
-//! SmolLM2-135M-Instruct, Q4_1) and what `ouroboros serve` answers with.
+//! An autoregressive chat model run in-process through candle-transformers' llama and qwen2
+//! families: the reasoner's local model (for example SmolLM2-135M-Instruct, Q4_1) and what
+//! `ouroboros serve` answers with. Two layouts:
+//! - one GGUF file (the quantized loaders): weights, the byte-level BPE vocabulary and merges
+//!   (`tokenizer.ggml.*`) and the Jinja chat template (`tokenizer.chat_template`) all come from
+//!   the file; a `tokenizer.json` beside it takes precedence, for tokenizers GGUF cannot
+//!   describe (SentencePiece);
+//! - a Hugging Face directory (config.json, safetensors, tokenizer.json, and the chat template
+//!   in tokenizer_config.json).
 //!
-//! Everything comes from the file: weights, the byte-level BPE vocabulary and merges
-//! (`tokenizer.ggml.*`), and the Jinja chat template (`tokenizer.chat_template`), rendered with
-//! minijinja. A `tokenizer.json` beside the file takes precedence over the embedded vocabulary,
-//! for models whose tokenizer GGUF cannot describe (SentencePiece).
+//! Templates are rendered with minijinja.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,43 +17,62 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
-use candle_transformers::models::{quantized_llama, quantized_qwen2};
+use candle_transformers::models::{llama, quantized_llama, quantized_qwen2, qwen2};
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
 
 use super::chat::{ChatError, ChatModel, ChatReply, ChatRequest, Message, ModelInfo};
 use super::constrain::{byte_level_bytes, State};
+use crate::builder::ChatTemplate;
 
 enum Weights {
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
+    HfQwen2(qwen2::ModelForCausalLM),
+    /// candle's HF llama keeps its KV cache outside the model; a fresh one starts a request.
+    HfLlama {
+        model: llama::Llama,
+        cache: llama::Cache,
+        config: llama::Config,
+        device: Device,
+    },
 }
 
 impl Weights {
+    /// The last position's logits, as a vector over the vocabulary.
     fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
             Weights::Llama(m) => m.forward(x, pos),
             Weights::Qwen2(m) => m.forward(x, pos),
-        }
+            Weights::HfQwen2(m) => m.forward(x, pos),
+            Weights::HfLlama { model, cache, .. } => model.forward(x, pos, cache),
+        }?
+        .flatten_all()
     }
-    fn clear(&mut self) {
+    fn clear(&mut self) -> candle_core::Result<()> {
         match self {
             Weights::Llama(m) => m.clear_kv_cache(),
             Weights::Qwen2(m) => m.clear_kv_cache(),
+            Weights::HfQwen2(m) => m.clear_kv_cache(),
+            Weights::HfLlama {
+                cache,
+                config,
+                device,
+                ..
+            } => *cache = llama::Cache::new(true, candle_core::DType::F32, config, device)?,
         }
+        Ok(())
     }
 }
 
-pub struct GgufChat {
+pub struct LocalChat {
     path: PathBuf,
     name: String,
     sha256: String,
     weights: Weights,
     tokenizer: Tokenizer,
-    template: minijinja::Environment<'static>,
-    bos: String,
-    eos: String,
+    template: ChatTemplate,
     /// Control tokens end the answer: end-of-turn markers are control tokens in every chat
     /// vocabulary we know, and a control token inside an answer means the turn is over anyway.
     stop: HashSet<u32>,
@@ -67,8 +89,17 @@ fn model_err(path: &Path, detail: impl std::fmt::Display) -> ChatError {
     }
 }
 
-impl GgufChat {
-    pub fn load(path: &Path, device: &Device) -> Result<GgufChat, ChatError> {
+impl LocalChat {
+    /// A GGUF file or a Hugging Face checkpoint directory.
+    pub fn load(path: &Path, device: &Device) -> Result<LocalChat, ChatError> {
+        if path.is_dir() {
+            Self::load_hf(path, device)
+        } else {
+            Self::load_gguf(path, device)
+        }
+    }
+
+    fn load_gguf(path: &Path, device: &Device) -> Result<LocalChat, ChatError> {
         let err = |d: String| model_err(path, d);
         let mut file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
         let content = gguf_file::Content::read(&mut file)
@@ -91,18 +122,18 @@ impl GgufChat {
         let template_text = text("tokenizer.chat_template").ok_or_else(|| {
             err("no tokenizer.chat_template in the metadata; the reasoner needs a chat (instruct) model".into())
         })?;
-        let mut template = minijinja::Environment::new();
-        template
-            .add_template_owned("chat", template_text)
-            .map_err(|e| err(format!("tokenizer.chat_template: {e}")))?;
         let token_text = |key: &str| {
             md.get(key)
                 .and_then(|v| v.to_u32().ok())
                 .and_then(|id| tokenizer.id_to_token(id))
                 .unwrap_or_default()
         };
-        let bos = token_text("tokenizer.ggml.bos_token_id");
-        let eos = token_text("tokenizer.ggml.eos_token_id");
+        let template = ChatTemplate::new(
+            template_text,
+            token_text("tokenizer.ggml.bos_token_id"),
+            token_text("tokenizer.ggml.eos_token_id"),
+        )
+        .map_err(|e| err(format!("tokenizer.chat_template: {e}")))?;
         let mut stop: HashSet<u32> = control_tokens(md).into_iter().collect();
         if let Some(id) = md
             .get("tokenizer.ggml.eos_token_id")
@@ -110,16 +141,7 @@ impl GgufChat {
         {
             stop.insert(id);
         }
-        let token_bytes = (0..tokenizer.get_vocab_size(true) as u32)
-            .map(|id| {
-                if stop.contains(&id) {
-                    return None;
-                }
-                let text = tokenizer.id_to_token(id)?;
-                byte_level_bytes(&text)
-                    .or_else(|| tokenizer.decode(&[id], false).ok().map(String::into_bytes))
-            })
-            .collect();
+        let token_bytes = spellings(&tokenizer, &stop);
         if !matches!(arch.as_str(), "llama" | "qwen2") {
             return Err(err(format!(
                 "architecture {arch:?} is not supported (llama and qwen2 are)"
@@ -152,15 +174,13 @@ impl GgufChat {
         };
         let sha256 =
             crate::models::weights_sha256(&[path.to_path_buf()]).map_err(|e| err(e.to_string()))?;
-        Ok(GgufChat {
+        Ok(LocalChat {
             path: path.to_path_buf(),
             name,
             sha256,
             weights,
             tokenizer,
             template,
-            bos,
-            eos,
             stop,
             token_bytes,
             context,
@@ -174,21 +194,114 @@ impl GgufChat {
 
     /// The prompt text the template makes of these messages, ending where the answer starts.
     pub fn render(&self, messages: &[Message]) -> Result<String, ChatError> {
-        let messages: Vec<_> = messages
+        let turns: Vec<(&str, &str)> = messages
             .iter()
-            .map(|m| minijinja::context! { role => &m.role, content => &m.content })
+            .map(|m| (m.role.as_str(), m.content.as_str()))
             .collect();
         self.template
-            .get_template("chat")
-            .and_then(|t| {
-                t.render(minijinja::context! {
-                    messages => messages,
-                    add_generation_prompt => true,
-                    bos_token => &self.bos,
-                    eos_token => &self.eos,
-                })
-            })
-            .map_err(|e| model_err(&self.path, format!("rendering the chat template: {e}")))
+            .render_messages(&turns)
+            .map_err(|e| model_err(&self.path, e))
+    }
+
+    fn load_hf(dir: &Path, device: &Device) -> Result<LocalChat, ChatError> {
+        let err = |d: String| model_err(dir, d);
+        let read = |name: &str| -> Result<serde_json::Value, ChatError> {
+            let text =
+                std::fs::read_to_string(dir.join(name)).map_err(|e| err(format!("{name}: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| err(format!("{name}: {e}")))
+        };
+        let mut raw = read("config.json")?;
+        let kind = raw["model_type"].as_str().unwrap_or("").to_string();
+        let template = crate::builder::chat_template(dir)
+            .map_err(err)?
+            .ok_or_else(|| err("no chat_template in tokenizer_config.json; the reasoner needs a chat (instruct) model".into()))?;
+        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| err(format!("tokenizer.json: {e}")))?;
+        let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| err(e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        shards.sort();
+        if shards.is_empty() {
+            return Err(err("no .safetensors weights".into()));
+        }
+        let dtype = candle_core::DType::F32;
+        // SAFETY: the weight files are mapped read-only and not modified while the model lives.
+        let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&shards, dtype, device) }
+            .map_err(|e| err(e.to_string()))?;
+        let context = raw["max_position_embeddings"].as_u64().unwrap_or(2048) as usize;
+        let weights = match kind.as_str() {
+            "qwen2" => {
+                // Newer transformers write `"sliding_window": null` when the window is off.
+                if raw["sliding_window"].is_null() {
+                    raw["sliding_window"] = raw["max_position_embeddings"].clone();
+                }
+                let cfg: qwen2::Config =
+                    serde_json::from_value(raw).map_err(|e| err(format!("config.json: {e}")))?;
+                Weights::HfQwen2(
+                    qwen2::ModelForCausalLM::new(&cfg, vb).map_err(|e| err(e.to_string()))?,
+                )
+            }
+            "llama" => {
+                let cfg: llama::LlamaConfig =
+                    serde_json::from_value(raw).map_err(|e| err(format!("config.json: {e}")))?;
+                let config = cfg.into_config(false);
+                let model = llama::Llama::load(vb, &config).map_err(|e| err(e.to_string()))?;
+                let cache = llama::Cache::new(true, dtype, &config, device)
+                    .map_err(|e| err(e.to_string()))?;
+                Weights::HfLlama {
+                    model,
+                    cache,
+                    config,
+                    device: device.clone(),
+                }
+            }
+            other => {
+                return Err(err(format!(
+                    "model_type {other:?} is not supported (llama and qwen2 are)"
+                )))
+            }
+        };
+        // End of turn: the EOS ids the checkpoint names, and its special added tokens.
+        let mut stop: HashSet<u32> = tokenizer
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| *id)
+            .collect();
+        for source in [
+            read("config.json").ok(),
+            read("generation_config.json").ok(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            match &source["eos_token_id"] {
+                serde_json::Value::Number(n) => stop.extend(n.as_u64().map(|n| n as u32)),
+                serde_json::Value::Array(ids) => {
+                    stop.extend(ids.iter().filter_map(|n| n.as_u64().map(|n| n as u32)))
+                }
+                _ => {}
+            }
+        }
+        let token_bytes = spellings(&tokenizer, &stop);
+        let sha256 = crate::models::weights_sha256(&shards).map_err(|e| err(e.to_string()))?;
+        Ok(LocalChat {
+            path: dir.to_path_buf(),
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256,
+            weights,
+            tokenizer,
+            template,
+            stop,
+            token_bytes,
+            context,
+            device: device.clone(),
+        })
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ChatError> {
@@ -199,7 +312,7 @@ impl GgufChat {
     }
 }
 
-impl ChatModel for GgufChat {
+impl ChatModel for LocalChat {
     fn info(&self) -> ModelInfo {
         ModelInfo {
             kind: "local",
@@ -223,7 +336,7 @@ impl ChatModel for GgufChat {
         let gen = |e: candle_core::Error| ChatError::Generate(e.to_string());
         let temperature = (request.temperature > 0.0).then_some(request.temperature);
         let mut sampler = LogitsProcessor::new(request.seed, temperature, None);
-        self.weights.clear();
+        self.weights.clear().map_err(gen)?;
         let mut out: Vec<u32> = Vec::new();
         let mut input = Tensor::new(ids.as_slice(), &self.device)
             .and_then(|t| t.unsqueeze(0))
@@ -354,6 +467,20 @@ fn widened(
     Ok((wide, buffer))
 }
 
+/// What each token spells, for constrained decoding; `None` for tokens that end the turn.
+fn spellings(tokenizer: &Tokenizer, stop: &HashSet<u32>) -> Vec<Option<Vec<u8>>> {
+    (0..tokenizer.get_vocab_size(true) as u32)
+        .map(|id| {
+            if stop.contains(&id) {
+                return None;
+            }
+            let text = tokenizer.id_to_token(id)?;
+            byte_level_bytes(&text)
+                .or_else(|| tokenizer.decode(&[id], false).ok().map(String::into_bytes))
+        })
+        .collect()
+}
+
 fn control_tokens(md: &HashMap<String, Value>) -> Vec<u32> {
     const CONTROL: i32 = 3;
     md.get("tokenizer.ggml.token_type")
@@ -449,7 +576,7 @@ mod tests {
 
     #[test]
     fn the_template_and_vocabulary_come_from_the_file() {
-        let chat = GgufChat::load(&fixture(), &Device::Cpu).unwrap();
+        let chat = LocalChat::load(&fixture(), &Device::Cpu).unwrap();
         let prompt = chat
             .render(&[
                 Message::system("Plan."),
@@ -470,7 +597,7 @@ mod tests {
 
     #[test]
     fn generation_is_seeded_bounded_and_repeatable() {
-        let mut chat = GgufChat::load(&fixture(), &Device::Cpu).unwrap();
+        let mut chat = LocalChat::load(&fixture(), &Device::Cpu).unwrap();
         let request = ChatRequest {
             messages: vec![Message::user("hello")],
             max_tokens: 12,
@@ -502,7 +629,7 @@ mod tests {
     #[test]
     fn constrained_answers_always_parse_and_name_candidates() {
         use crate::reasoner::constrain::PlanForm;
-        let mut chat = GgufChat::load(&fixture(), &Device::Cpu).unwrap();
+        let mut chat = LocalChat::load(&fixture(), &Device::Cpu).unwrap();
         let symbols = vec!["svc.users.load".to_string(), "svc.users.fetch".to_string()];
         for seed in 0..4 {
             let request = ChatRequest {
@@ -524,9 +651,53 @@ mod tests {
         }
     }
 
+    /// Hugging Face checkpoints (llama and qwen2, random weights): template from
+    /// tokenizer_config.json, end of turn from the special tokens, the same constrained form.
+    #[test]
+    fn hugging_face_checkpoints_load_and_answer_in_form() {
+        use crate::reasoner::constrain::PlanForm;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for dir in [
+            root.join("reasoner/tiny-llama-chat"),
+            root.join("compressor/tiny-qwen2"),
+        ] {
+            let mut chat = LocalChat::load(&dir, &Device::Cpu).unwrap();
+            assert_eq!(
+                chat.render(&[Message::user("hi")]).unwrap(),
+                "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+            );
+            assert!(
+                chat.stop.contains(&0),
+                "{}: <|endoftext|> ends the turn",
+                dir.display()
+            );
+            let symbols = vec!["a.load".to_string(), "a.fetch".to_string()];
+            let request = ChatRequest {
+                messages: vec![Message::user("plan")],
+                max_tokens: 120,
+                temperature: 0.0,
+                seed: 0,
+                json_schema: None,
+                constraint: Some(PlanForm::new(&symbols, 30)),
+            };
+            let a = chat.complete(&request).unwrap();
+            let b = chat.complete(&request).unwrap();
+            assert_eq!(
+                a.text,
+                b.text,
+                "{}: the cache is reset per request",
+                dir.display()
+            );
+            let v: serde_json::Value = serde_json::from_str(&a.text)
+                .unwrap_or_else(|e| panic!("{}: {e}: {}", dir.display(), a.text));
+            assert!(v["units"].is_array());
+            assert!(chat.info().weights_sha256.unwrap().starts_with("sha256:"));
+        }
+    }
+
     #[test]
     fn a_prompt_over_the_context_is_refused() {
-        let mut chat = GgufChat::load(&fixture(), &Device::Cpu).unwrap();
+        let mut chat = LocalChat::load(&fixture(), &Device::Cpu).unwrap();
         let request = ChatRequest {
             messages: vec![Message::user("x = 1\n".repeat(2000))],
             max_tokens: 16,
@@ -546,7 +717,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bogus = dir.path().join("model.gguf");
         std::fs::write(&bogus, b"not gguf at all").unwrap();
-        let e = GgufChat::load(&bogus, &Device::Cpu)
+        let e = LocalChat::load(&bogus, &Device::Cpu)
             .err()
             .unwrap()
             .to_string();
