@@ -61,15 +61,7 @@ impl CausalLm {
         }
         let cfg: qwen2::Config =
             serde_json::from_value(raw).map_err(|e| bad(dir, format!("config.json: {e}")))?;
-        let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| bad(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .collect();
-        shards.sort();
-        if shards.is_empty() {
-            return Err(bad(dir, "no .safetensors weights"));
-        }
+        let shards = crate::diffusion::model::weight_files(dir).map_err(|e| bad(dir, e))?;
         let weights_sha256 = crate::models::weights_sha256(&shards).map_err(|e| bad(dir, e))?;
         // SAFETY: the weight files are mapped read-only and not modified while the model lives,
         // as for the diffusion models (a checkpoint rewritten under a running process is not a

@@ -217,15 +217,7 @@ impl LocalChat {
             .ok_or_else(|| err("no chat_template in tokenizer_config.json; the reasoner needs a chat (instruct) model".into()))?;
         let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| err(format!("tokenizer.json: {e}")))?;
-        let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| err(e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .collect();
-        shards.sort();
-        if shards.is_empty() {
-            return Err(err("no .safetensors weights".into()));
-        }
+        let shards = crate::diffusion::model::weight_files(dir).map_err(|e| err(e.to_string()))?;
         let dtype = candle_core::DType::F32;
         // SAFETY: the weight files are mapped read-only and not modified while the model lives.
         let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&shards, dtype, device) }
