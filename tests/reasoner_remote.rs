@@ -307,8 +307,9 @@ fn bad_reasoner_flags_are_usage_errors() {
     assert!(text(&o).contains("the task is empty"), "{}", text(&o));
 }
 
-/// `refactor --reasoner remote --scorer causal`: the refinement is in provenance (as a model phase and in the
-/// refactor record), and replay re-applies the recorded answer without the server.
+/// `refactor --reasoner remote --scorer causal`: the refinement is in provenance (as a model
+/// phase and in the refactor record), and replay re-applies the recorded answer without the
+/// server.
 #[test]
 fn refactor_records_the_reasoner_and_replays_without_it() {
     let dir = project();

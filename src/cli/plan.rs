@@ -57,9 +57,7 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 
 /// Each unit's compressed context, in plan order: the code path `refactor` uses.
 fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<CompressedContext>> {
-    if args.scorer_model.is_some() && args.scorer != Strategy::Causal {
-        bail!("--scorer-model is only read with --scorer causal");
-    }
+    causal::check_flags(args.scorer, args.scorer_model.as_deref())?;
     let loaded = load_model(&args.model)?;
     let model = &loaded.model;
     let weights = if args.scorer == Strategy::Model {

@@ -160,12 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         targets.push(super::repo_relative(&root, t)?);
     }
-    if args.scorer_model.is_some() && args.scorer != Strategy::Causal {
-        bail!("--scorer-model is only read with --scorer causal");
-    }
-    if args.scorer == Strategy::Causal && args.scorer_model.is_none() {
-        bail!("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)");
-    }
+    crate::compressor::causal::check_flags(args.scorer, args.scorer_model.as_deref())?;
     if args.gen_length == Some(0) {
         bail!("--gen-length must be at least 1");
     }

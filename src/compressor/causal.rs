@@ -123,6 +123,16 @@ impl CausalLm {
     }
 }
 
+/// `--scorer` and `--scorer-model` together: the causal scorer needs a checkpoint, and only it
+/// reads one. Cheap, so commands call it before loading any model.
+pub fn check_flags(strategy: super::Strategy, dir: Option<&Path>) -> Result<(), CompressError> {
+    match (strategy == super::Strategy::Causal, dir.is_some()) {
+        (true, false) => Err(CompressError::NoCausalModel),
+        (false, true) => Err(CompressError::UnusedScorerModel),
+        _ => Ok(()),
+    }
+}
+
 /// The causal LM a strategy needs: loaded from `dir` for `Strategy::Causal`, none otherwise.
 pub fn load_for(
     strategy: super::Strategy,
@@ -130,10 +140,10 @@ pub fn load_for(
     device: &Device,
     dtype: DType,
 ) -> Result<Option<CausalLm>, CompressError> {
-    match (strategy, dir) {
-        (super::Strategy::Causal, Some(dir)) => CausalLm::load(dir, device, dtype).map(Some),
-        (super::Strategy::Causal, None) => Err(CompressError::NoCausalModel),
-        _ => Ok(None),
+    check_flags(strategy, dir)?;
+    match dir {
+        Some(dir) => CausalLm::load(dir, device, dtype).map(Some),
+        None => Ok(None),
     }
 }
 

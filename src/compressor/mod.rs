@@ -63,6 +63,8 @@ pub enum CompressError {
     NoScorer(Strategy),
     #[error("--scorer causal needs --scorer-model DIR (a Qwen2 checkpoint)")]
     NoCausalModel,
+    #[error("--scorer-model is only read with --scorer causal")]
+    UnusedScorerModel,
     #[error("--budget {budget}: {unit} alone is {tokens} tokens, and the generator's window of {window} cannot hold it twice (the original and its rewrite); the unit is never cut")]
     UnitOverWindow {
         budget: usize,
