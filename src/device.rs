@@ -17,6 +17,8 @@ pub enum DeviceSpec {
 pub enum DeviceError {
     #[error("--device {0}: expected cpu, cuda, cuda:N or metal")]
     Unknown(String),
+    #[error("--dtype {0}: expected f32, bf16 or f16")]
+    UnknownDtype(String),
     #[error("--device {spec}: this build has no {backend} support; rebuild with `cargo build --release --features {feature}`")]
     NotBuilt {
         spec: String,
@@ -86,15 +88,62 @@ impl DeviceSpec {
     }
 }
 
-/// `f32`, `bf16` or `f16`, as the command line spells them.
-pub fn parse_dtype(s: &str) -> Result<DType, String> {
-    match s {
-        "f32" => Ok(DType::F32),
-        "bf16" => Ok(DType::BF16),
-        "f16" => Ok(DType::F16),
-        other => Err(format!("--dtype {other}: expected f32, bf16 or f16")),
+/// The floating-point types a model can run in, as the command line and records spell them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+            Precision::F16 => DType::F16,
+        }
     }
 }
+
+impl FromStr for Precision {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            "f16" => Ok(Precision::F16),
+            other => Err(DeviceError::UnknownDtype(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(dtype_name(self.dtype()))
+    }
+}
+
+/// Devices and precisions are stored in records as the strings the command line takes.
+macro_rules! serde_as_string {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_as_string!(DeviceSpec);
+serde_as_string!(Precision);
 
 /// How provenance names an opened device: `cpu`, `cuda:N`, `metal`.
 pub fn describe(d: &Device) -> String {
@@ -132,6 +181,17 @@ mod tests {
             let e = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
             assert!(e.contains("--features cuda"), "{e}");
         }
-        assert!(parse_dtype("f64").unwrap_err().contains("--dtype"));
+        assert!("f64"
+            .parse::<Precision>()
+            .unwrap_err()
+            .to_string()
+            .contains("--dtype"));
+        assert_eq!("bf16".parse::<Precision>().unwrap().dtype(), DType::BF16);
+        let json = serde_json::to_string(&DeviceSpec::Cuda(2)).unwrap();
+        assert_eq!(json, "\"cuda:2\"");
+        assert_eq!(
+            serde_json::from_str::<DeviceSpec>(&json).unwrap(),
+            DeviceSpec::Cuda(2)
+        );
     }
 }

@@ -9,13 +9,18 @@
 //! [`pipeline`] runs them in order and the [`cli`] drives it.
 
 pub mod builder;
+pub mod checkpoint;
 pub mod cli;
 pub mod compressor;
 pub mod device;
 pub mod diffusion;
+pub mod engine;
 pub mod gate;
+pub mod hash;
+pub mod lang;
 pub mod librarian;
 pub mod models;
+pub mod offline;
 pub mod patch;
 pub mod pipeline;
 pub mod provenance;

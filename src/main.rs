@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Output piped into `head` should end the process quietly, as it does for other Unix tools,
     // not panic in println! on EPIPE.
@@ -9,7 +7,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = ouroboros::cli::Cli::parse();
+    let cli = ouroboros::cli::parse();
     match ouroboros::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

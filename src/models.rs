@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{Family, Overrides};
-use crate::patch::sha256_tagged;
+use crate::hash::sha256_tagged;
 
 /// One supported checkpoint, as described in `models/<name>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,95 +39,7 @@ pub struct Recommended {
     pub top_p: Option<f64>,
 }
 
-/// Where Ouroboros keeps per-user data that can be rebuilt: `$XDG_CACHE_HOME/ouroboros`, else
-/// `~/.cache/ouroboros`.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("ouroboros")
-}
-
-/// Files at least this large have their hash remembered (smaller ones hash faster than the memo
-/// is read).
-const MEMO_MIN_BYTES: u64 = 64 << 20;
-
-/// A file's identity short of its contents: size, modification time and (on Unix) device and
-/// inode. A changed file gets a new one unless it was rewritten in place to the same size with
-/// its old mtime restored, which provenance hashes do not guard against.
-fn file_stamp(meta: &std::fs::Metadata) -> String {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    #[cfg(unix)]
-    let node = {
-        use std::os::unix::fs::MetadataExt;
-        format!("{}:{}", meta.dev(), meta.ino())
-    };
-    #[cfg(not(unix))]
-    let node = String::new();
-    format!("{}:{mtime}:{node}", meta.len())
-}
-
-/// The sha256 (hex) of a file, remembered in `memo` (a JSON map of path to stamp and hash) for
-/// files of `min_bytes` or more, so a 15 GB checkpoint is read once rather than on every run.
-/// A memo that cannot be read or written is ignored.
-fn file_sha256(path: &Path, memo: Option<&Path>, min_bytes: u64) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let meta = std::fs::metadata(path)?;
-    let memo = memo.filter(|_| meta.len() >= min_bytes);
-    let key = std::fs::canonicalize(path)?.to_string_lossy().into_owned();
-    let stamp = file_stamp(&meta);
-    let mut known: serde_json::Map<String, serde_json::Value> = memo
-        .and_then(|m| std::fs::read(m).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    if let Some(entry) = known.get(&key) {
-        if entry["stamp"] == stamp.as_str() {
-            if let Some(hex) = entry["sha256"].as_str() {
-                return Ok(hex.to_string());
-            }
-        }
-    }
-    let mut h = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
-    let hex = format!("{:x}", h.finalize());
-    if let Some(m) = memo {
-        known.insert(key, serde_json::json!({"stamp": stamp, "sha256": hex}));
-        let _ = std::fs::create_dir_all(m.parent().unwrap_or(Path::new(".")));
-        if let Ok(bytes) = serde_json::to_vec_pretty(&known) {
-            let _ = crate::patch::atomic_write(m, &bytes, None);
-        }
-    }
-    Ok(hex)
-}
-
-/// The weights' identity for provenance and caches: `sha256:<hex>` of the file for a single
-/// safetensors file (what `sha256sum` prints), else the sha256 of the lines `<name> <sha256>` of
-/// each shard in name order. Files are streamed, not read whole, and large ones are hashed once
-/// per change (see `file_sha256`).
-pub fn weights_sha256(shards: &[PathBuf]) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let memo = cache_dir().join("file-hashes.json");
-    let file_sha = |p: &Path| file_sha256(p, Some(&memo), MEMO_MIN_BYTES);
-    if let [one] = shards {
-        return Ok(format!("sha256:{}", file_sha(one)?));
-    }
-    let mut sorted: Vec<&PathBuf> = shards.iter().collect();
-    sorted.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
-    let mut h = Sha256::new();
-    for p in sorted {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        h.update(format!("{name} {}\n", file_sha(p)?).as_bytes());
-    }
-    Ok(format!("sha256:{:x}", h.finalize()))
-}
+pub use crate::checkpoint::{cache_dir, weights_sha256};
 
 const MANIFESTS: &[&str] = &[
     include_str!("../models/llada-8b-base.json"),
@@ -351,60 +263,6 @@ pub fn pull(reference: &str) -> Result<PullRecord, ResolveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn large_file_hashes_are_remembered_until_the_file_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("w.safetensors");
-        let memo = dir.path().join("memo/file-hashes.json");
-        std::fs::write(&file, b"weights v1").unwrap();
-        let v1 = file_sha256(&file, Some(&memo), 1).unwrap();
-        use sha2::{Digest, Sha256};
-        assert_eq!(v1, format!("{:x}", Sha256::digest(b"weights v1")));
-        let saved: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&memo).unwrap()).unwrap();
-        let entry = saved.as_object().unwrap().values().next().unwrap();
-        assert_eq!(entry["sha256"], v1.as_str());
-        // A wrong hash planted under the same stamp is what comes back: the file is not read.
-        let key = saved.as_object().unwrap().keys().next().unwrap().clone();
-        let planted =
-            serde_json::json!({key.clone(): {"stamp": entry["stamp"], "sha256": "planted"}});
-        std::fs::write(&memo, planted.to_string()).unwrap();
-        assert_eq!(file_sha256(&file, Some(&memo), 1).unwrap(), "planted");
-        // Changed contents (size and mtime) are hashed again.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        std::fs::write(&file, b"weights v2, longer").unwrap();
-        let v2 = file_sha256(&file, Some(&memo), 1).unwrap();
-        assert_ne!(v2, "planted");
-        assert_ne!(v2, v1);
-        // Below the size threshold the memo is neither read nor written.
-        std::fs::remove_file(&memo).unwrap();
-        assert_eq!(file_sha256(&file, Some(&memo), 1 << 30).unwrap(), v2);
-        assert!(!memo.exists());
-    }
-
-    #[test]
-    fn weights_hash_is_the_file_hash_or_a_hash_over_shards() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = dir.path().join("model-00001.safetensors");
-        let b = dir.path().join("model-00002.safetensors");
-        std::fs::write(&a, b"abc").unwrap();
-        std::fs::write(&b, b"def").unwrap();
-        assert_eq!(
-            weights_sha256(std::slice::from_ref(&a)).unwrap(),
-            sha256_tagged(b"abc")
-        );
-        let both = weights_sha256(&[b.clone(), a.clone()]).unwrap();
-        assert_eq!(both, weights_sha256(&[a.clone(), b.clone()]).unwrap());
-        let lines = format!(
-            "model-00001.safetensors {}\nmodel-00002.safetensors {}\n",
-            &sha256_tagged(b"abc")[7..],
-            &sha256_tagged(b"def")[7..]
-        );
-        assert_eq!(both, sha256_tagged(lines.as_bytes()));
-        std::fs::write(&b, b"deg").unwrap();
-        assert_ne!(weights_sha256(&[a, b]).unwrap(), both);
-    }
 
     #[test]
     fn bundled_manifests_parse_and_are_unique() {

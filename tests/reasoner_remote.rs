@@ -365,12 +365,12 @@ fn refactor_records_the_reasoner_and_replays_without_it() {
         .iter()
         .map(|m| m["phase"].as_str().unwrap())
         .collect();
-    assert_eq!(phases.first(), Some(&"reason"), "{phases:?}");
+    assert_eq!(phases.first(), Some(&"reasoner"), "{phases:?}");
     let compress = record["models_used"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["phase"] == "compress")
+        .find(|m| m["phase"] == "compressor")
         .unwrap();
     assert!(
         compress["purpose"].as_str().unwrap().contains("causal"),

@@ -263,7 +263,7 @@ fn valid_patches_apply_below_max_risk_and_roll_back() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["phase"] == "generate")
+        .filter(|m| m["phase"] == "generator")
         .collect();
     assert_eq!(generate.len(), 2);
     assert!(generate[0]["weights_sha256"]
@@ -275,7 +275,7 @@ fn valid_patches_apply_below_max_risk_and_roll_back() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["phase"] == "compress")
+        .find(|m| m["phase"] == "compressor")
         .unwrap();
     assert!(compress["compression_ratio"].as_f64().is_some());
 
@@ -500,13 +500,13 @@ fn the_bundled_model_is_the_default() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["phase"] == "generate")
+        .find(|m| m["phase"] == "generator")
         .unwrap();
     assert_eq!(generate["model_name"], "ouro-code-tiny");
     let weights = fs::read(bundled.join("model.safetensors")).unwrap();
     assert_eq!(
         generate["weights_sha256"],
-        ouroboros::patch::sha256_tagged(&weights)
+        ouroboros::hash::sha256_tagged(&weights)
     );
     let list = ouroboros(dir.path(), &["models", "list"]);
     assert!(text(&list).contains("ouro-code-tiny (bundled, default)"));
@@ -553,7 +553,7 @@ fn instruct_mode_refuses_answers_that_drop_the_unit() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["phase"] == "generate")
+        .find(|m| m["phase"] == "generator")
         .unwrap();
     assert!(generate["purpose"].as_str().unwrap().contains("(instruct)"));
     let attempts = r["attempts"].as_array().unwrap();
@@ -572,4 +572,46 @@ fn instruct_mode_refuses_answers_that_drop_the_unit() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("chat_template"), "{}", text(&o));
+}
+
+/// Records written before the request became a typed `Recorded` (the command's own argument
+/// struct, phases named `compress` and `generate`) still read, show in `status` under the seed's
+/// phase names, and still replay byte for byte.
+#[test]
+fn records_from_before_the_typed_request_still_replay() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records/v1");
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture.join("project"), dir.path());
+    fs::create_dir_all(dir.path().join(".git")).unwrap();
+    copy_tree(&fixture.join("runs"), &dir.path().join(".ouroboros/runs"));
+    for id in ["gen_20261202_003717_005e47", "gen_20261202_003732_b5767c"] {
+        let o = ouroboros(dir.path(), &["replay", id]);
+        assert_eq!(o.status.code(), Some(0), "{id}: {}", text(&o));
+        assert!(text(&o).contains("every generated unit is byte-identical"));
+        let status = ouroboros(dir.path(), &["status", "--run-id", id, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        let phases: Vec<&str> = v["models_used"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["phase"].as_str().unwrap())
+            .collect();
+        assert!(
+            phases.contains(&"generator") && phases.contains(&"compressor"),
+            "{phases:?}"
+        );
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            fs::copy(&p, &dest).unwrap();
+        }
+    }
 }

@@ -89,7 +89,7 @@ pub struct Site<'a> {
 }
 
 /// Renders the instruct prompt, with the gate's error summary from a failed attempt if any.
-pub type RenderPrompt<'a> = &'a dyn Fn(Option<&str>) -> Result<String, String>;
+pub type RenderPrompt<'a> = &'a dyn Fn(Option<&str>) -> Result<String, minijinja::Error>;
 
 pub enum Request<'a> {
     /// Replace the body lines (1-based, inclusive) with `context` ahead of the file.
@@ -126,7 +126,7 @@ fn write(
             name,
             render,
         } => {
-            let prompt = render(feedback).map_err(BuildError::Template)?;
+            let prompt = render(feedback)?;
             builder.instruct(&prompt, site.original, *lines, name, site.span, cfg)
         }
     }

@@ -14,8 +14,6 @@
 pub mod heal;
 mod instruct;
 
-pub use instruct::{chat_template, ChatTemplate};
-
 use std::ops::Range;
 
 use crate::diffusion::{generate, Canvas, GenerateConfig, GenerateError, Generation};
@@ -31,8 +29,8 @@ pub enum BuildError {
     },
     #[error("span of {span} tokens does not fit the model's {max} positions")]
     SpanTooLong { span: usize, max: usize },
-    #[error("{0}")]
-    Template(String),
+    #[error("rendering the chat template")]
+    Template(#[from] minijinja::Error),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]

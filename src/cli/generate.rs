@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::exit;
-use super::gen_opts::{build_config, load_model, parse_infill, ModelArgs, SamplingArgs};
+use super::gen_opts::{parse_infill, ModelArgs, SamplingArgs};
 use crate::diffusion::{generate, Canvas, StepEvent};
 
 #[derive(Debug, clap::Args)]
@@ -37,9 +37,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = load_model(&args.model)?;
-    let cfg = build_config(&loaded, &args.sampling, args.gen_length, args.block_length)?;
-    let model = &loaded.model;
+    let engine = args.model.load()?;
+    let cfg = engine.config(&args.sampling.options(), args.gen_length, args.block_length)?;
+    let model = &engine.model;
     let codec = &model.codec;
 
     let (canvas, prefix_text, suffix_text) = match (&args.prompt, &args.infill) {
@@ -158,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "gen_length": cfg.gen_length,
                 "block_length": cfg.block_length,
                 "seed": cfg.seed,
-                "device": loaded.device.to_string(),
+                "device": engine.device.to_string(),
             })
         );
     } else {
@@ -180,13 +180,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Render the checkpoint's chat template (tokenizer_config.json) around one user message.
 fn chat_prompt(model: &crate::diffusion::DiffusionLm, prompt: &str) -> anyhow::Result<String> {
-    let template = crate::builder::chat_template(&model.dir)
-        .map_err(|e| anyhow!(e))?
-        .ok_or_else(|| {
-            anyhow!(
-                "{}: no chat_template; drop --chat for base models",
-                model.dir.join("tokenizer_config.json").display()
-            )
-        })?;
-    template.render(prompt).map_err(|e| anyhow!(e))
+    let template = crate::checkpoint::chat_template(&model.dir)?.ok_or_else(|| {
+        anyhow!(
+            "{}: no chat_template; drop --chat for base models",
+            model.dir.join("tokenizer_config.json").display()
+        )
+    })?;
+    Ok(template.render(prompt)?)
 }

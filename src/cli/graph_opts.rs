@@ -70,7 +70,7 @@ impl GraphArgs {
         {
             bail!("--graph-uri {uri}: expected bolt://HOST:PORT (or neo4j://, bolt+s://)");
         }
-        super::refuse_network_when_offline(&format!("--graph-uri {uri}"))?;
+        crate::offline::check(&format!("--graph-uri {uri}"))?;
         if !(self.graph_connect_timeout.is_finite() && self.graph_connect_timeout > 0.0) {
             bail!(
                 "--graph-connect-timeout {}: must be a positive number of seconds",

@@ -2,8 +2,6 @@
 
 mod apply;
 mod bench;
-mod bench_compression;
-mod bench_infill;
 mod deps;
 mod gen_opts;
 mod generate;
@@ -12,6 +10,7 @@ mod index;
 mod list_runs;
 mod models;
 mod plan;
+mod progress;
 mod reasoner_opts;
 mod refactor;
 mod replay;
@@ -51,16 +50,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-static OFFLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The error `--offline` gives for `what`, which would use the network.
-pub(crate) fn refuse_network_when_offline(what: &str) -> anyhow::Result<()> {
-    if OFFLINE.load(std::sync::atomic::Ordering::Relaxed) {
-        anyhow::bail!("--offline: {what} would use the network; drop --offline (or unset OUROBOROS_OFFLINE) to allow it");
-    }
-    Ok(())
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check that source files parse: tree-sitter plus a strict parser per language.
@@ -71,7 +60,8 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Generate text with a masked-diffusion model: a prompt continuation or an in-place infill.
     Generate(generate::Args),
-    /// Sweep step counts (and lengths, samplers, thresholds) and print a llama-bench-style table.
+    /// llama-bench-style tables: `speed` (steps, lengths, samplers, thresholds), `infill`
+    /// (quality against steps), `compression` (context recall per scorer and budget).
     Bench(bench::Args),
     /// The supported checkpoints (`list`) and downloading them (`pull`).
     Models(models::Args),
@@ -95,8 +85,14 @@ pub enum Command {
     Serve(serve::Args),
 }
 
+/// The command line as clap sees it, after the one rewrite older spellings need
+/// (`bench --eval KIND`).
+pub fn parse() -> Cli {
+    Cli::parse_from(bench::rewrite_eval_alias(std::env::args_os().collect()))
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    OFFLINE.store(cli.offline, std::sync::atomic::Ordering::Relaxed);
+    crate::offline::set(cli.offline);
     match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Apply(a) => apply::run(a),

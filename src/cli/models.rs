@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::OK))
         }
         ModelsCommand::Pull { id } => {
-            super::refuse_network_when_offline(&format!("models pull {id}"))?;
+            crate::offline::check(&format!("models pull {id}"))?;
             let record = models::pull(&id)?;
             for (file, hash) in &record.files {
                 println!("{hash}  {file}");

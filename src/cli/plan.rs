@@ -1,18 +1,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use super::exit;
-use super::gen_opts::{load_model, ModelArgs};
+use super::gen_opts::ModelArgs;
 use super::graph_opts::GraphArgs;
 use super::reasoner_opts::ReasonerArgs;
-use crate::compressor::{
-    causal, CausalScorer, CompressedContext, Compressor, DiffusionScorer, Form, ScoreCache,
-    Sources, Strategy,
-};
-use crate::librarian::{self, CodeGraph, IndexOptions};
-use crate::reasoner::{self, ContextRole, Plan};
+use crate::compressor::{CompressedContext, Form, ScorerSet, Sources, Strategy};
+use crate::pipeline::{Prepared, Quiet, Reasoning, Request};
+use crate::reasoner::{ContextRole, Plan};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,7 +35,7 @@ pub struct Args {
     pub budget: Option<usize>,
     /// How context is ranked: model (the diffusion model's loss gain), graph (planner
     /// priorities) or signatures (signatures only, by priority).
-    #[arg(long, default_value = "model", requires = "show_context", value_parser = parse_strategy)]
+    #[arg(long, default_value = "model", requires = "show_context")]
     pub scorer: Strategy,
     /// The causal LM for `--scorer causal`: a Qwen2 checkpoint directory (HF layout).
     #[arg(long, value_name = "DIR", requires = "show_context")]
@@ -51,36 +48,23 @@ pub struct Args {
     pub reasoner: ReasonerArgs,
 }
 
-fn parse_strategy(s: &str) -> Result<Strategy, String> {
-    s.parse()
-}
-
 /// Each unit's compressed context, in plan order: the code path `refactor` uses.
 fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<CompressedContext>> {
-    causal::check_flags(args.scorer, args.scorer_model.as_deref())?;
-    let loaded = load_model(&args.model)?;
-    let model = &loaded.model;
+    crate::compressor::check_flags(&[args.scorer], args.scorer_model.as_deref())?;
+    let engine = args.model.load()?;
     let weights = if args.scorer == Strategy::Model {
-        crate::models::weights_sha256(&model.shards)
-            .with_context(|| format!("hashing the weights of {}", model.dir.display()))?
+        engine.weights_sha256()?
     } else {
         String::new()
     };
-    let mut scorer = DiffusionScorer::new(model, weights);
-    let mut causal = causal::load_for(
-        args.scorer,
+    let mut scorers = ScorerSet::open(
+        &[args.scorer],
+        &engine.model,
+        weights,
         args.scorer_model.as_deref(),
-        &model.device,
-        model.dtype,
+        root,
     )?;
-    let mut causal_scorer = causal.as_mut().map(CausalScorer::new);
-    let mut cache = ScoreCache::in_repo(root)?;
-    let mut compressor = Compressor {
-        strategy: args.scorer,
-        codec: &model.codec,
-        scorer: Some(causal::pick(&mut scorer, causal_scorer.as_mut())),
-        cache: Some(&mut cache),
-    };
+    let mut compressor = scorers.compressor(args.scorer);
     let mut sources = Sources::default();
     let mut out = Vec::new();
     for unit in &plan.units {
@@ -89,7 +73,7 @@ fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<Co
             root,
             unit,
             args.budget,
-            model.max_positions(),
+            engine.model.max_positions(),
         )?;
         out.push(context);
     }
@@ -138,26 +122,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|t| super::repo_relative(&root, t))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut opened = args.graph.open(&root)?;
-    // Plans are made on a current graph; when nothing changed this parses nothing.
-    let summary = librarian::index(
-        &root,
-        opened.store.as_mut(),
-        &IndexOptions {
-            max_file_size: librarian::DEFAULT_MAX_FILE_SIZE,
-        },
-        &|_, _| {},
-    )?;
-    let graph = CodeGraph::new(opened.store.load_graph()?);
-    let plan = reasoner::plan(&graph, &args.task, &targets, &args.functions)?;
-    let chat = args.reasoner.open(&args.model.device.parse()?)?;
-    let (plan, refinement) = match chat {
-        Some(mut chat) => {
-            let (refined, r) =
-                reasoner::refine::refine(&plan, &graph, chat.as_mut(), &args.reasoner.options(0))?;
-            (refined, Some(r))
-        }
-        None => (plan, None),
+    let mut chat = args.reasoner.spec()?.open(args.model.device)?;
+    let reasoning = match chat.as_deref_mut() {
+        Some(c) => Reasoning::Ask(c, args.reasoner.spec()?.options(0)),
+        None => Reasoning::Graph,
     };
+    let request = Request {
+        task: args.task.clone(),
+        targets,
+        functions: args.functions.clone(),
+    };
+    // Plans are made on a current graph; when nothing changed this parses nothing.
+    let Prepared {
+        plan,
+        refinement,
+        indexed,
+        ..
+    } = crate::pipeline::prepare(&root, opened.store.as_mut(), &request, reasoning, &Quiet)?;
     let contexts = if args.show_context {
         Some(compress_plan(&root, &plan, &args)?)
     } else {
@@ -176,8 +157,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::from(exit::OK));
     }
-    if summary.parsed > 0 {
-        eprintln!("indexed {} changed file(s) first", summary.parsed);
+    if indexed.parsed > 0 {
+        eprintln!("indexed {} changed file(s) first", indexed.parsed);
     }
     if plan.units.is_empty() {
         bail!("the targets define no function, method or class to edit");

@@ -61,8 +61,8 @@ impl CausalLm {
         }
         let cfg: qwen2::Config =
             serde_json::from_value(raw).map_err(|e| bad(dir, format!("config.json: {e}")))?;
-        let shards = crate::diffusion::model::weight_files(dir).map_err(|e| bad(dir, e))?;
-        let weights_sha256 = crate::models::weights_sha256(&shards).map_err(|e| bad(dir, e))?;
+        let shards = crate::checkpoint::weight_files(dir).map_err(|e| bad(dir, e))?;
+        let weights_sha256 = crate::checkpoint::weights_sha256(&shards).map_err(|e| bad(dir, e))?;
         // SAFETY: the weight files are mapped read-only and not modified while the model lives,
         // as for the diffusion models (a checkpoint rewritten under a running process is not a
         // case we defend against).
@@ -123,53 +123,22 @@ impl CausalLm {
     }
 }
 
-/// `--scorer` and `--scorer-model` together: the causal scorer needs a checkpoint, and only it
-/// reads one. Cheap, so commands call it before loading any model.
-pub fn check_flags(strategy: super::Strategy, dir: Option<&Path>) -> Result<(), CompressError> {
-    match (strategy == super::Strategy::Causal, dir.is_some()) {
-        (true, false) => Err(CompressError::NoCausalModel),
-        (false, true) => Err(CompressError::UnusedScorerModel),
-        _ => Ok(()),
-    }
-}
-
-/// The causal LM a strategy needs: loaded from `dir` for `Strategy::Causal`, none otherwise.
-pub fn load_for(
-    strategy: super::Strategy,
-    dir: Option<&Path>,
-    device: &Device,
-    dtype: DType,
-) -> Result<Option<CausalLm>, CompressError> {
-    check_flags(strategy, dir)?;
-    match dir {
-        Some(dir) => CausalLm::load(dir, device, dtype).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The scorer to use: the causal LM's when one was loaded, else the diffusion model's.
-pub fn pick<'a>(
-    diffusion: &'a mut super::DiffusionScorer<'_>,
-    causal: Option<&'a mut CausalScorer<'_>>,
-) -> &'a mut dyn Scorer {
-    match causal {
-        Some(c) => c,
-        None => diffusion,
-    }
-}
-
-pub struct CausalScorer<'m> {
-    lm: &'m mut CausalLm,
+pub struct CausalScorer {
+    lm: CausalLm,
     forwards: usize,
 }
 
-impl<'m> CausalScorer<'m> {
-    pub fn new(lm: &'m mut CausalLm) -> CausalScorer<'m> {
+impl CausalScorer {
+    pub fn new(lm: CausalLm) -> CausalScorer {
         CausalScorer { lm, forwards: 0 }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.lm.name
     }
 }
 
-impl Scorer for CausalScorer<'_> {
+impl Scorer for CausalScorer {
     fn info(&self) -> ScorerInfo {
         ScorerInfo {
             method: format!(
@@ -247,7 +216,7 @@ mod tests {
             .iter()
             .map(|c| c["prefix"].as_str().unwrap())
             .collect();
-        let mut scorer = CausalScorer::new(&mut lm);
+        let mut scorer = CausalScorer::new(lm);
         let gains = scorer
             .gains(expected["unit"].as_str().unwrap(), &contexts)
             .unwrap();

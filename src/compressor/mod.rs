@@ -19,6 +19,7 @@ pub mod cache;
 pub mod causal;
 mod knapsack;
 mod score;
+mod scorers;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,6 +32,7 @@ use serde::Serialize;
 pub use cache::ScoreCache;
 pub use causal::{CausalLm, CausalScorer};
 pub use score::DiffusionScorer;
+pub use scorers::{check_flags, ScorerSet};
 
 use crate::diffusion::model::ModelError;
 use crate::diffusion::tokenizer::{TextCodec, TokenizerError};
@@ -84,7 +86,7 @@ pub enum CompressError {
     Checkpoint { dir: String, detail: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// The diffusion model's masked-token loss gain.

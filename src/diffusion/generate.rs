@@ -46,13 +46,59 @@ pub enum GenerateError {
 }
 
 /// What to do about end-of-sequence tokens while generating.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum EosPolicy {
+    #[default]
     Allow,
     /// Never propose EOS (the reference's `logits_eos_inf`).
     Suppress,
     /// Subtract this from the EOS logits.
     Penalty(f32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--eos {0}: expected allow, suppress or penalty:X with X >= 0")]
+pub struct BadEosPolicy(pub String);
+
+impl std::str::FromStr for EosPolicy {
+    type Err = BadEosPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(EosPolicy::Allow),
+            "suppress" => Ok(EosPolicy::Suppress),
+            other => match other
+                .strip_prefix("penalty:")
+                .and_then(|v| v.parse::<f32>().ok())
+            {
+                Some(p) if p.is_finite() && p >= 0.0 => Ok(EosPolicy::Penalty(p)),
+                _ => Err(BadEosPolicy(other.to_string())),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for EosPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EosPolicy::Allow => f.write_str("allow"),
+            EosPolicy::Suppress => f.write_str("suppress"),
+            EosPolicy::Penalty(p) => write!(f, "penalty:{p}"),
+        }
+    }
+}
+
+impl serde::Serialize for EosPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EosPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -49,8 +49,8 @@ pub enum ModelError {
         field: &'static str,
         value: String,
     },
-    #[error("{dir}: no weights (expected model.safetensors, or model.safetensors.index.json with its shards)")]
-    NoWeights { dir: String },
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("loading weights from {dir}: {source}")]
     Weights {
         dir: String,
@@ -157,51 +157,6 @@ fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
     }
 }
 
-/// The safetensors files of a checkpoint: one file, or the shards its index names.
-pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
-    let index = dir.join("model.safetensors.index.json");
-    if index.is_file() {
-        let text = fs::read_to_string(&index).map_err(|e| file_error(&index, e))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| file_error(&index, e))?;
-        let map = v
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| file_error(&index, "missing field `weight_map`"))?;
-        let mut shards: Vec<String> = map
-            .values()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect();
-        shards.sort();
-        shards.dedup();
-        let mut files = Vec::new();
-        for s in shards {
-            if s.contains('/') || s.contains("..") {
-                return Err(file_error(
-                    &index,
-                    format!("shard name `{s}` is not a plain file name"),
-                ));
-            }
-            let p = dir.join(&s);
-            if !p.is_file() {
-                return Err(file_error(
-                    &index,
-                    format!("names shard `{s}`, which is missing"),
-                ));
-            }
-            files.push(p);
-        }
-        return Ok(files);
-    }
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        return Ok(vec![single]);
-    }
-    Err(ModelError::NoWeights {
-        dir: dir.display().to_string(),
-    })
-}
-
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
     let text = fs::read_to_string(path).map_err(|e| file_error(path, e))?;
     serde_json::from_str(&text).map_err(|e| file_error(path, e))
@@ -234,7 +189,7 @@ impl DiffusionLm {
             GenerationDefaults::default()
         };
         let codec = TextCodec::load(dir)?;
-        let shards = weight_files(dir)?;
+        let shards = crate::checkpoint::weight_files(dir)?;
         let weights_backend =
             MappedWeights::open(&shards).map_err(|source| ModelError::Weights {
                 dir: dir.display().to_string(),

@@ -59,8 +59,13 @@ impl fmt::Display for SamplerKind {
     }
 }
 
+/// A sampler name that is not one of [`SAMPLER_NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sampler `{0}` (one of: {names})", names = SAMPLER_NAMES.join(", "))]
+pub struct UnknownSampler(pub String);
+
 impl FromStr for SamplerKind {
-    type Err = String;
+    type Err = UnknownSampler;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
@@ -70,13 +75,15 @@ impl FromStr for SamplerKind {
             "maskgit_plus" => SamplerKind::MaskgitPlus,
             "topk_margin" => SamplerKind::TopkMargin,
             "entropy" => SamplerKind::Entropy,
-            other => {
-                return Err(format!(
-                    "unknown sampler `{other}` (one of: {})",
-                    SAMPLER_NAMES.join(", ")
-                ))
-            }
+            other => return Err(UnknownSampler(other.to_string())),
         })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SamplerKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -380,6 +387,7 @@ mod tests {
         assert!("greedy"
             .parse::<SamplerKind>()
             .unwrap_err()
+            .to_string()
             .contains("low_confidence"));
     }
 }

@@ -12,22 +12,15 @@
 
 mod ecmascript;
 mod introduced;
-mod language;
 mod python;
 mod report;
 mod treesitter;
 
 use std::time::Instant;
 
-pub use language::{Language, ModuleGoal, SourceKind, EXTENSIONS};
+pub use crate::lang::{Language, ModuleGoal, SourceKind, EXTENSIONS};
 pub use python::PythonTarget;
 pub use report::{GateError, GateReport, Layer, Severity};
-
-/// A tree-sitter parse with this thread's cached parser, for other stages (the librarian)
-/// that need the syntax tree itself.
-pub fn parse_tree(source: &str, language: Language) -> Option<tree_sitter::Tree> {
-    treesitter::parse(source, language)
-}
 
 /// Inputs up to this tree depth are parsed on the caller's stack.
 const SHALLOW_DEPTH: usize = 256;

@@ -54,6 +54,19 @@ impl fmt::Display for PythonTarget {
     }
 }
 
+impl serde::Serialize for PythonTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PythonTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 pub(crate) struct StrictResult {
     pub errors: Vec<GateError>,
     pub warnings: Vec<GateError>,
@@ -503,7 +516,7 @@ fn globals_declared_in(body: &[Stmt]) -> HashMap<String, TextRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::Language;
+    use crate::lang::Language;
 
     fn errors(src: &str) -> Vec<String> {
         check(

@@ -1,9 +1,7 @@
 //! Layer 1: tree-sitter. It recovers from errors, so a single parse locates every damaged spot
 //! (ERROR nodes) and every token it had to invent (MISSING nodes).
 
-use std::cell::RefCell;
-
-use tree_sitter::{Node, Parser, Tree};
+use tree_sitter::Node;
 
 use super::report::{GateError, Layer};
 use super::Language;
@@ -14,45 +12,8 @@ pub(crate) struct TreeSitterResult {
     pub error_nodes: usize,
 }
 
-thread_local! {
-    /// Parsers are expensive to create and not `Sync`; keep one per language per thread.
-    static PARSERS: RefCell<[Option<Parser>; 4]> = const { RefCell::new([None, None, None, None]) };
-}
-
-fn grammar(language: Language) -> tree_sitter::Language {
-    match language {
-        Language::Python => tree_sitter_python::LANGUAGE.into(),
-        Language::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
-        Language::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
-        Language::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
-    }
-}
-
-fn slot(language: Language) -> usize {
-    match language {
-        Language::Python => 0,
-        Language::JavaScript => 1,
-        Language::TypeScript => 2,
-        Language::Tsx => 3,
-    }
-}
-
-/// Parse with this thread's parser for `language`.
-pub(crate) fn parse(source: &str, language: Language) -> Option<Tree> {
-    PARSERS.with(|cell| {
-        let mut parsers = cell.borrow_mut();
-        let parser = parsers[slot(language)].get_or_insert_with(|| {
-            let mut p = Parser::new();
-            p.set_language(&grammar(language))
-                .expect("bundled grammar matches the tree-sitter ABI");
-            p
-        });
-        parser.parse(source, None)
-    })
-}
-
 pub(crate) fn check(source: &str, language: Language) -> TreeSitterResult {
-    let Some(tree) = parse(source, language) else {
+    let Some(tree) = crate::lang::parse(source, language) else {
         // Only happens on cancellation or a timeout, neither of which we set; treat it as one
         // error at the top rather than a crash.
         let e = GateError::at(

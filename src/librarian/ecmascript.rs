@@ -1,68 +1,13 @@
 //! Facts from JavaScript, TypeScript and TSX files: the same shapes as for Python, with symbols
 //! written `path/to/file.ts:Qualified.name` and imports resolved to repository files.
 
-use std::sync::OnceLock;
-
-use tree_sitter::{Node, Query, QueryCursor, StreamingIterator};
+use tree_sitter::{Node, QueryCursor, StreamingIterator};
 
 use super::extract::{
     capture, collect_calls, collect_refs, def_head, match_line, sha, span, text, Def, FileFacts,
     Import, NodeKind, Scopes,
 };
-use crate::gate::Language;
-
-struct Queries {
-    defs: Query,
-    imports: Query,
-    calls: Query,
-    refs: Query,
-}
-
-fn grammar(language: Language) -> tree_sitter::Language {
-    match language {
-        Language::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
-        Language::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
-        _ => tree_sitter_javascript::LANGUAGE.into(),
-    }
-}
-
-fn queries(language: Language) -> &'static Queries {
-    static JS: OnceLock<Queries> = OnceLock::new();
-    static TS: OnceLock<Queries> = OnceLock::new();
-    static TSX: OnceLock<Queries> = OnceLock::new();
-    // TypeScript's grammar extends JavaScript's: each query is the JavaScript one plus a short
-    // TypeScript (or JSX) addition, joined before compiling.
-    const IMPORTS: &str = include_str!("../../queries/javascript/imports.scm");
-    const CALLS: &str = include_str!("../../queries/javascript/calls.scm");
-    const DEFS: &str = include_str!("../../queries/javascript/definitions.scm");
-    const TS_DEFS: &str = include_str!("../../queries/typescript/definitions.scm");
-    const REFS: &str = include_str!("../../queries/javascript/references.scm");
-    const JS_PARAMS: &str = include_str!("../../queries/javascript/parameters.scm");
-    const TS_REFS: &str = include_str!("../../queries/typescript/references.scm");
-    const JSX: &str = include_str!("../../queries/javascript/jsx-references.scm");
-    let cell = match language {
-        Language::TypeScript => &TS,
-        Language::Tsx => &TSX,
-        _ => &JS,
-    };
-    cell.get_or_init(|| {
-        let (defs, refs) = match language {
-            Language::TypeScript => ([DEFS, TS_DEFS].join("\n"), [REFS, TS_REFS].join("\n")),
-            Language::Tsx => ([DEFS, TS_DEFS].join("\n"), [REFS, TS_REFS, JSX].join("\n")),
-            _ => (DEFS.to_string(), [REFS, JS_PARAMS, JSX].join("\n")),
-        };
-        let lang = grammar(language);
-        let q = |src: &str| {
-            Query::new(&lang, src).expect("bundled queries compile (checked by a test)")
-        };
-        Queries {
-            defs: q(&defs),
-            imports: q(IMPORTS),
-            calls: q(CALLS),
-            refs: q(&refs),
-        }
-    })
-}
+use crate::lang::Language;
 
 /// The name a node defines, if it is a definition that scopes others.
 fn definition_name<'s>(source: &'s str, n: Node) -> Option<&'s str> {
@@ -151,7 +96,7 @@ pub fn extract(
     tree: &tree_sitter::Tree,
     language: Language,
 ) -> FileFacts {
-    let q = queries(language);
+    let q = crate::lang::queries(language);
     let root = tree.root_node();
     let mut facts = FileFacts {
         path: path.to_string(),
@@ -323,14 +268,14 @@ mod tests {
     use super::*;
 
     fn facts(path: &str, src: &str, lang: Language) -> FileFacts {
-        let tree = crate::gate::parse_tree(src, lang).unwrap();
+        let tree = crate::lang::parse(src, lang).unwrap();
         extract(path, src, &tree, lang)
     }
 
     #[test]
     fn queries_compile() {
         for l in [Language::JavaScript, Language::TypeScript, Language::Tsx] {
-            let _ = queries(l);
+            let _ = crate::lang::queries(l);
         }
     }
 

@@ -2,12 +2,11 @@
 //! queries live in `queries/<language>/*.scm` and are compiled once per process.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use tree_sitter::{Node, Query, QueryCursor, QueryMatch, StreamingIterator};
 
-use crate::gate::Language;
+use crate::lang::Language;
 
 /// Bump whenever extraction or resolution changes what it produces, so stored graphs are
 /// re-made (an unchanged repository otherwise keeps its stored graph as it is).
@@ -111,29 +110,6 @@ pub struct FileFacts {
     pub has_errors: bool,
 }
 
-struct PythonQueries {
-    refs: Query,
-    defs: Query,
-    imports: Query,
-    calls: Query,
-}
-
-fn python_queries() -> &'static PythonQueries {
-    static Q: OnceLock<PythonQueries> = OnceLock::new();
-    Q.get_or_init(|| {
-        let lang: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
-        let q = |src: &str| {
-            Query::new(&lang, src).expect("bundled queries compile (checked by a test)")
-        };
-        PythonQueries {
-            defs: q(include_str!("../../queries/python/definitions.scm")),
-            imports: q(include_str!("../../queries/python/imports.scm")),
-            calls: q(include_str!("../../queries/python/calls.scm")),
-            refs: q(include_str!("../../queries/python/references.scm")),
-        }
-    })
-}
-
 /// `pkg/sub/mod.py` → `pkg.sub.mod`; `pkg/__init__.py` → `pkg`.
 pub fn python_module(path: &str) -> String {
     let stem = path
@@ -204,7 +180,7 @@ pub(super) fn def_head<'s>(source: &'s str, def: Node) -> &'s str {
 }
 
 pub(super) fn sha(text: &str) -> String {
-    crate::patch::sha256_tagged(text.as_bytes())
+    crate::hash::sha256_tagged(text.as_bytes())
 }
 
 /// Resolve `from ..x import y` against the importing module.
@@ -229,7 +205,7 @@ fn absolute_module(current: &str, is_package: bool, written: &str) -> String {
 pub fn extract_python(path: &str, source: &str, tree: &tree_sitter::Tree) -> FileFacts {
     let module = python_module(path);
     let is_package = path.ends_with("__init__.py") || path.ends_with("__init__.pyi");
-    let q = python_queries();
+    let q = crate::lang::queries(Language::Python);
     let root = tree.root_node();
     let mut facts = FileFacts {
         path: path.to_string(),
@@ -555,13 +531,13 @@ mod tests {
     use super::*;
 
     fn facts(path: &str, src: &str) -> FileFacts {
-        let tree = crate::gate::parse_tree(src, Language::Python).unwrap();
+        let tree = crate::lang::parse(src, Language::Python).unwrap();
         extract_python(path, src, &tree)
     }
 
     #[test]
     fn queries_compile() {
-        let _ = python_queries();
+        let _ = crate::lang::queries(Language::Python);
     }
 
     #[test]

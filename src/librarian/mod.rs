@@ -16,7 +16,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::gate::{Language, SourceKind};
+use crate::lang::{Language, SourceKind};
 use extract::FileFacts;
 pub use neo4j::{BoltConfig, Neo4jStore};
 pub use query::CodeGraph;
@@ -280,7 +280,7 @@ fn read_and_extract(
     // The extractor's version is part of the key: facts made by an older extractor are redone.
     let hash = format!(
         "{}@{}",
-        crate::patch::sha256_tagged(&bytes),
+        crate::hash::sha256_tagged(&bytes),
         extract::EXTRACTOR_VERSION
     );
     if let Some((old_hash, facts)) = previous.get(rel) {
@@ -290,7 +290,7 @@ fn read_and_extract(
     }
     let source =
         String::from_utf8(bytes).map_err(|_| format!("{rel}: skipped: not valid UTF-8"))?;
-    let tree = crate::gate::parse_tree(&source, language)
+    let tree = crate::lang::parse(&source, language)
         .ok_or_else(|| format!("{rel}: skipped: parser gave up"))?;
     let facts = match language {
         Language::Python => extract::extract_python(rel, &source, &tree),

@@ -106,7 +106,7 @@ struct Resolver<'a> {
 /// `src/file.ts:name` for JavaScript/TypeScript files, `Parent.name` inside classes.
 pub fn child_symbol(parent: &FileFacts, qualified: &str) -> String {
     match parent.language {
-        crate::gate::Language::Python => format!("{}.{qualified}", parent.module),
+        crate::lang::Language::Python => format!("{}.{qualified}", parent.module),
         _ => format!("{}:{qualified}", parent.path),
     }
 }
@@ -114,7 +114,7 @@ pub fn child_symbol(parent: &FileFacts, qualified: &str) -> String {
 /// Keys under which an import can name a file: Python module names; for JS/TS the path
 /// without its extension, and a directory for its `index.*` file.
 fn module_keys(f: &FileFacts) -> Vec<String> {
-    if f.language == crate::gate::Language::Python {
+    if f.language == crate::lang::Language::Python {
         return vec![f.module.clone()];
     }
     let stem = f.path.rsplit_once('.').map_or(f.path.as_str(), |(s, _)| s);
@@ -173,7 +173,7 @@ impl Resolver<'_> {
     fn module_node(&self, key: &str) -> Option<usize> {
         let f = self.modules.get(key)?;
         match f.language {
-            crate::gate::Language::Python => self.node(&f.module),
+            crate::lang::Language::Python => self.node(&f.module),
             _ => self.node(&f.path),
         }
     }
@@ -242,7 +242,7 @@ pub fn build(files: &[&FileFacts]) -> Graph {
         let file_id = node_id(NodeKind::File, &f.path, "");
         let module_id = node_id(NodeKind::Module, &f.path, &f.module);
         let module_symbol = match f.language {
-            crate::gate::Language::Python => f.module.clone(),
+            crate::lang::Language::Python => f.module.clone(),
             _ => f.path.clone(),
         };
         g.nodes.push(GraphNode {
@@ -529,19 +529,19 @@ fn add_import_nodes(g: &mut Graph, f: &FileFacts) {
         }
         let id = node_id(NodeKind::Import, &f.path, &imp.local);
         let signature = match (f.language, &imp.name) {
-            (crate::gate::Language::Python, Some(n)) if n == "*" => {
+            (crate::lang::Language::Python, Some(n)) if n == "*" => {
                 format!("from {} import *", imp.module)
             }
-            (crate::gate::Language::Python, Some(n)) if *n == imp.local => {
+            (crate::lang::Language::Python, Some(n)) if *n == imp.local => {
                 format!("from {} import {n}", imp.module)
             }
-            (crate::gate::Language::Python, Some(n)) => {
+            (crate::lang::Language::Python, Some(n)) => {
                 format!("from {} import {n} as {}", imp.module, imp.local)
             }
-            (crate::gate::Language::Python, None) if imp.module == imp.local => {
+            (crate::lang::Language::Python, None) if imp.module == imp.local => {
                 format!("import {}", imp.module)
             }
-            (crate::gate::Language::Python, None) => {
+            (crate::lang::Language::Python, None) => {
                 format!("import {} as {}", imp.module, imp.local)
             }
             (_, Some(n)) if n == "*" => format!("export * from '{}'", imp.module),
@@ -563,7 +563,7 @@ fn add_import_nodes(g: &mut Graph, f: &FileFacts) {
             file: f.path.clone(),
             lines: (imp.line, imp.line),
             byte_range: imp.byte_range,
-            hash: crate::patch::sha256_tagged(signature.as_bytes()),
+            hash: crate::hash::sha256_tagged(signature.as_bytes()),
             signature,
             doc: None,
         });
@@ -578,7 +578,7 @@ fn local_function(r: &Resolver, f: &FileFacts, scope: &str, callee: &str) -> Opt
     }
     super::extract::enclosing_scopes(scope).find_map(|s| {
         let qualified = match f.language {
-            crate::gate::Language::Python => format!("{s}.<locals>.{callee}"),
+            crate::lang::Language::Python => format!("{s}.<locals>.{callee}"),
             _ => format!("{s}.{callee}"),
         };
         r.node(&child_symbol(f, &qualified))
@@ -810,7 +810,7 @@ const BUILTIN_METHODS: &[&str] = &[
 /// Whether a call nothing resolved may be linked by its name alone: not a builtin, not a
 /// builtin type's method, and not a member of a module that lives outside the repository.
 fn worth_guessing(r: &Resolver, f: &FileFacts, call: &super::extract::Call) -> bool {
-    let python = f.language == crate::gate::Language::Python;
+    let python = f.language == crate::lang::Language::Python;
     match call.receiver.as_deref() {
         None => {
             let builtins = if python { PYTHON_BUILTINS } else { JS_GLOBALS };

@@ -9,11 +9,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 pub use atomic::atomic_write;
 pub use diff::Diff;
 pub use paths::resolve_in_repo;
+
+use crate::hash::sha256_tagged;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
@@ -42,17 +42,6 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PatchError + '_ {
         path: path.display().to_string(),
         source,
     }
-}
-
-/// `sha256:<hex>` of some bytes, the form provenance records use.
-pub fn sha256_tagged(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(7 + 64);
-    s.push_str("sha256:");
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 /// A file as it was read, with the hash the stale-file check compares against at write time.

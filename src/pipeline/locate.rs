@@ -4,7 +4,7 @@
 
 use tree_sitter::Node;
 
-use crate::gate::{self, Language};
+use crate::lang::{self, Language};
 
 /// Body lines (1-based, inclusive) of the definition spanning `lines`, or `None` when it has no
 /// body line of its own (`def f(): return 1`, `function f() { return 1 }`).
@@ -13,7 +13,7 @@ pub fn body_lines(
     language: Language,
     lines: (usize, usize),
 ) -> Option<(usize, usize)> {
-    let tree = gate::parse_tree(source, language)?;
+    let tree = lang::parse(source, language)?;
     let def = find_definition(tree.root_node(), lines)?;
     let body = def.child_by_field_name("body")?;
     match language {

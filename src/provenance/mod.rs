@@ -16,7 +16,7 @@ pub use record::{
     StepTiming, UnitRecord,
 };
 pub use redact::redact;
-pub use store::{is_valid_run_id, ListedRun, RunStore};
+pub use store::{is_valid_run_id, ListedRun, RunStore, StoreError};
 
 use crate::patch::{atomic_write, AppliedChange, PatchError};
 

@@ -67,6 +67,9 @@ pub struct UnitRecord {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelUsage {
+    /// `reasoner`, `compressor` or `generator`, as the seed's schema names them (records
+    /// written before said `reason`, `compress` and `generate`; they read as the new names).
+    #[serde(deserialize_with = "seed_phase")]
     pub phase: String,
     pub model_name: String,
     pub purpose: String,
@@ -94,6 +97,16 @@ pub struct ModelUsage {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_timing: Option<StepTiming>,
+}
+
+fn seed_phase<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let phase = String::deserialize(d)?;
+    Ok(match phase.as_str() {
+        "reason" => "reasoner".to_string(),
+        "compress" => "compressor".to_string(),
+        "generate" => "generator".to_string(),
+        _ => phase,
+    })
 }
 
 /// A summary of per-step device time.

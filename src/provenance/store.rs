@@ -3,6 +3,28 @@ use std::path::{Path, PathBuf};
 
 use super::{RunRecord, RECORD_FILE};
 
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "`{0}` is not a run id (expected gen_YYYYMMDD_HHMMSS_xxxxxx); see `ouroboros list-runs`"
+    )]
+    BadId(String),
+    #[error("no run `{id}` in {dir}")]
+    NoRun { id: String, dir: String },
+    #[error("{path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid run record")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// The runs of one repository, under `.ouroboros/runs/`.
 pub struct RunStore {
     runs: PathBuf,
@@ -58,15 +80,16 @@ impl RunStore {
     }
 
     /// Load one run's record, with a message that names the file if it cannot be read.
-    pub fn load(&self, run_id: &str) -> Result<RunRecord, String> {
+    pub fn load(&self, run_id: &str) -> Result<RunRecord, StoreError> {
         if !is_valid_run_id(run_id) {
-            return Err(format!(
-                "`{run_id}` is not a run id (expected gen_YYYYMMDD_HHMMSS_xxxxxx); see `ouroboros list-runs`"
-            ));
+            return Err(StoreError::BadId(run_id.to_string()));
         }
         let path = self.record_path(run_id);
         if !self.run_dir(run_id).is_dir() {
-            return Err(format!("no run `{run_id}` in {}", self.runs.display()));
+            return Err(StoreError::NoRun {
+                id: run_id.to_string(),
+                dir: self.runs.display().to_string(),
+            });
         }
         read_record(&path)
     }
@@ -88,10 +111,14 @@ impl RunStore {
                 let path = self.record_path(&id);
                 match read_record(&path) {
                     Ok(r) => ListedRun::Ok(Box::new(r)),
-                    Err(reason) => ListedRun::Unreadable {
+                    Err(e) => ListedRun::Unreadable {
                         run_id: id,
                         path,
-                        reason,
+                        reason: match &e {
+                            StoreError::Read { source, .. } => format!("{e}: {source}"),
+                            StoreError::Parse { source, .. } => format!("{e}: {source}"),
+                            other => other.to_string(),
+                        },
                     },
                 }
             })
@@ -110,10 +137,15 @@ impl RunStore {
     }
 }
 
-fn read_record(path: &Path) -> Result<RunRecord, String> {
-    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: not a valid run record: {e}", path.display()))
+fn read_record(path: &Path) -> Result<RunRecord, StoreError> {
+    let bytes = fs::read(path).map_err(|source| StoreError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// `gen_YYYYMMDD_HHMMSS_xxxxxx`; anything else is not ours (and could be a path trick).

@@ -66,16 +66,23 @@ pub struct ModelInfo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    #[error("{path}: {detail}")]
-    Model { path: String, detail: String },
+    #[error("{path}: {what}")]
+    Model {
+        path: String,
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("the prompt is {prompt} tokens and {max_tokens} more were asked for, over the model's context of {context}")]
     TooLong {
         prompt: usize,
         max_tokens: usize,
         context: usize,
     },
-    #[error("generating: {0}")]
-    Generate(String),
+    #[error("generating")]
+    Generate(#[source] candle_core::Error),
+    #[error("no token of the vocabulary continues the answer form")]
+    NoContinuation,
     #[error("reasoner endpoint {url}: cannot connect after {attempts} attempt(s): {detail} (is the server running, and is --reasoner-url right?)")]
     Unreachable {
         url: String,

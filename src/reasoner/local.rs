@@ -24,7 +24,7 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use super::chat::{ChatError, ChatModel, ChatReply, ChatRequest, Message, ModelInfo};
 use super::constrain::{byte_level_bytes, State};
-use crate::builder::ChatTemplate;
+use crate::checkpoint::ChatTemplate;
 
 enum Weights {
     Llama(quantized_llama::ModelWeights),
@@ -82,10 +82,25 @@ pub struct LocalChat {
     device: Device,
 }
 
-fn model_err(path: &Path, detail: impl std::fmt::Display) -> ChatError {
+/// A problem with the model file itself, in words.
+fn model_err(path: &Path, what: impl Into<String>) -> ChatError {
     ChatError::Model {
         path: path.display().to_string(),
-        detail: detail.to_string(),
+        what: what.into(),
+        source: None,
+    }
+}
+
+/// A problem with the model file, caused by `source`.
+fn failed(
+    path: &Path,
+    what: impl Into<String>,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ChatError + '_ {
+    let what = what.into();
+    move |source| ChatError::Model {
+        path: path.display().to_string(),
+        what,
+        source: Some(source),
     }
 }
 
@@ -101,9 +116,9 @@ impl LocalChat {
 
     fn load_gguf(path: &Path, device: &Device) -> Result<LocalChat, ChatError> {
         let err = |d: String| model_err(path, d);
-        let mut file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+        let mut file = std::fs::File::open(path).map_err(|e| failed(path, "opening")(e.into()))?;
         let content = gguf_file::Content::read(&mut file)
-            .map_err(|e| err(format!("not a readable GGUF file: {e}")))?;
+            .map_err(|e| failed(path, "not a readable GGUF file")(e.into()))?;
         let md = &content.metadata;
         let text = |k: &str| md.get(k).and_then(|v| v.to_string().ok()).cloned();
         let arch = text("general.architecture")
@@ -133,7 +148,7 @@ impl LocalChat {
             token_text("tokenizer.ggml.bos_token_id"),
             token_text("tokenizer.ggml.eos_token_id"),
         )
-        .map_err(|e| err(format!("tokenizer.chat_template: {e}")))?;
+        .map_err(|e| failed(path, "tokenizer.chat_template")(e.into()))?;
         let mut stop: HashSet<u32> = control_tokens(md).into_iter().collect();
         if let Some(id) = md
             .get("tokenizer.ggml.eos_token_id")
@@ -160,20 +175,20 @@ impl LocalChat {
         });
         let weights = if quantized && elements <= DEQUANTIZE_UP_TO {
             let (wide, mut reader) =
-                widened(&content, &mut file).map_err(|e| err(format!("dequantizing: {e}")))?;
+                widened(&content, &mut file).map_err(|e| failed(path, "dequantizing")(e.into()))?;
             load_weights(&arch, wide, &mut reader, device)
         } else {
             load_weights(&arch, content, &mut file, device)
         }
-        .map_err(|e| err(format!("loading {arch} weights: {e}")))?;
+        .map_err(|e| failed(path, format!("loading {arch} weights"))(e.into()))?;
         // candle's llama precomputes rotary tables for 4096 positions.
         let context = if arch == "llama" {
             declared.min(quantized_llama::MAX_SEQ_LEN)
         } else {
             declared
         };
-        let sha256 =
-            crate::models::weights_sha256(&[path.to_path_buf()]).map_err(|e| err(e.to_string()))?;
+        let sha256 = crate::checkpoint::weights_sha256(&[path.to_path_buf()])
+            .map_err(|e| failed(path, "hashing")(e.into()))?;
         Ok(LocalChat {
             path: path.to_path_buf(),
             name,
@@ -200,28 +215,29 @@ impl LocalChat {
             .collect();
         self.template
             .render_messages(&turns)
-            .map_err(|e| model_err(&self.path, e))
+            .map_err(|e| failed(&self.path, "rendering the chat template")(e.into()))
     }
 
     fn load_hf(dir: &Path, device: &Device) -> Result<LocalChat, ChatError> {
         let err = |d: String| model_err(dir, d);
         let read = |name: &str| -> Result<serde_json::Value, ChatError> {
             let text =
-                std::fs::read_to_string(dir.join(name)).map_err(|e| err(format!("{name}: {e}")))?;
-            serde_json::from_str(&text).map_err(|e| err(format!("{name}: {e}")))
+                std::fs::read_to_string(dir.join(name)).map_err(|e| failed(dir, name)(e.into()))?;
+            serde_json::from_str(&text).map_err(|e| failed(dir, name)(e.into()))
         };
         let mut raw = read("config.json")?;
         let kind = raw["model_type"].as_str().unwrap_or("").to_string();
-        let template = crate::builder::chat_template(dir)
-            .map_err(err)?
+        let template = crate::checkpoint::chat_template(dir)
+            .map_err(|e| failed(dir, "tokenizer_config.json")(e.into()))?
             .ok_or_else(|| err("no chat_template in tokenizer_config.json; the reasoner needs a chat (instruct) model".into()))?;
         let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| err(format!("tokenizer.json: {e}")))?;
-        let shards = crate::diffusion::model::weight_files(dir).map_err(|e| err(e.to_string()))?;
+            .map_err(|e| failed(dir, "tokenizer.json")(e))?;
+        let shards =
+            crate::checkpoint::weight_files(dir).map_err(|e| failed(dir, "weights")(e.into()))?;
         let dtype = candle_core::DType::F32;
         // SAFETY: the weight files are mapped read-only and not modified while the model lives.
         let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&shards, dtype, device) }
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| failed(dir, "weights")(e.into()))?;
         let context = raw["max_position_embeddings"].as_u64().unwrap_or(2048) as usize;
         let weights = match kind.as_str() {
             "qwen2" => {
@@ -229,19 +245,21 @@ impl LocalChat {
                 if raw["sliding_window"].is_null() {
                     raw["sliding_window"] = raw["max_position_embeddings"].clone();
                 }
-                let cfg: qwen2::Config =
-                    serde_json::from_value(raw).map_err(|e| err(format!("config.json: {e}")))?;
+                let cfg: qwen2::Config = serde_json::from_value(raw)
+                    .map_err(|e| failed(dir, "config.json")(e.into()))?;
                 Weights::HfQwen2(
-                    qwen2::ModelForCausalLM::new(&cfg, vb).map_err(|e| err(e.to_string()))?,
+                    qwen2::ModelForCausalLM::new(&cfg, vb)
+                        .map_err(|e| failed(dir, "loading qwen2 weights")(e.into()))?,
                 )
             }
             "llama" => {
-                let cfg: llama::LlamaConfig =
-                    serde_json::from_value(raw).map_err(|e| err(format!("config.json: {e}")))?;
+                let cfg: llama::LlamaConfig = serde_json::from_value(raw)
+                    .map_err(|e| failed(dir, "config.json")(e.into()))?;
                 let config = cfg.into_config(false);
-                let model = llama::Llama::load(vb, &config).map_err(|e| err(e.to_string()))?;
+                let model = llama::Llama::load(vb, &config)
+                    .map_err(|e| failed(dir, "loading llama weights")(e.into()))?;
                 let cache = llama::Cache::new(true, dtype, &config, device)
-                    .map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| failed(dir, "the KV cache")(e.into()))?;
                 Weights::HfLlama {
                     model,
                     cache,
@@ -278,7 +296,8 @@ impl LocalChat {
             }
         }
         let token_bytes = spellings(&tokenizer, &stop);
-        let sha256 = crate::models::weights_sha256(&shards).map_err(|e| err(e.to_string()))?;
+        let sha256 = crate::checkpoint::weights_sha256(&shards)
+            .map_err(|e| failed(dir, "hashing")(e.into()))?;
         Ok(LocalChat {
             path: dir.to_path_buf(),
             name: dir
@@ -300,7 +319,7 @@ impl LocalChat {
         self.tokenizer
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| model_err(&self.path, format!("tokenizing: {e}")))
+            .map_err(|e| failed(&self.path, "tokenizing")(e))
     }
 }
 
@@ -325,7 +344,7 @@ impl ChatModel for LocalChat {
                 context: self.context,
             });
         }
-        let gen = |e: candle_core::Error| ChatError::Generate(e.to_string());
+        let gen = ChatError::Generate;
         let temperature = (request.temperature > 0.0).then_some(request.temperature);
         let mut sampler = LogitsProcessor::new(request.seed, temperature, None);
         self.weights.clear().map_err(gen)?;
@@ -368,9 +387,7 @@ impl ChatModel for LocalChat {
                     }
                 }
                 if !any {
-                    return Err(ChatError::Generate(
-                        "no token of the vocabulary continues the answer form".into(),
-                    ));
+                    return Err(ChatError::NoContinuation);
                 }
                 logits = Tensor::new(v, &self.device).map_err(gen)?;
             }
@@ -392,7 +409,7 @@ impl ChatModel for LocalChat {
         let text = self
             .tokenizer
             .decode(&out, true)
-            .map_err(|e| model_err(&self.path, format!("decoding: {e}")))?;
+            .map_err(|e| failed(&self.path, "decoding")(e))?;
         Ok(ChatReply {
             text,
             prompt_tokens: ids.len(),
@@ -503,7 +520,7 @@ fn tokenizer(path: &Path, md: &HashMap<String, Value>) -> Result<Tokenizer, Chat
     ] {
         if beside.is_file() {
             return Tokenizer::from_file(&beside)
-                .map_err(|e| model_err(&beside, format!("not a tokenizer: {e}")));
+                .map_err(|e| failed(&beside, "not a tokenizer")(e));
         }
     }
     let kind = md
@@ -524,7 +541,7 @@ fn tokenizer(path: &Path, md: &HashMap<String, Value>) -> Result<Tokenizer, Chat
             .map(|v| {
                 v.to_string()
                     .cloned()
-                    .map_err(|e| err(format!("{key}: {e}")))
+                    .map_err(|e| failed(path, key)(e.into()))
             })
             .collect()
     };
@@ -545,7 +562,7 @@ fn tokenizer(path: &Path, md: &HashMap<String, Value>) -> Result<Tokenizer, Chat
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .build()
-        .map_err(|e| err(format!("building the BPE tokenizer: {e}")))?;
+        .map_err(|e| failed(path, "building the BPE tokenizer")(e))?;
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
     tokenizer.with_decoder(Some(ByteLevel::default()));

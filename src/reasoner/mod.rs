@@ -15,6 +15,7 @@ pub mod constrain;
 pub mod local;
 pub mod refine;
 pub mod remote;
+pub mod spec;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -1,0 +1,152 @@
+//! `ouroboros bench speed|infill|compression`: llama-bench-style tables of what the engine
+//! costs and what it gets right. Each kind takes only its own flags; `bench --eval KIND` is
+//! kept as another spelling (see [`rewrite_eval_alias`]), and `bench` alone is `bench speed`.
+
+mod compression;
+mod infill;
+mod report;
+mod speed;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use super::exit;
+use super::gen_opts::ModelArgs;
+use crate::device::dtype_name;
+use crate::engine::Engine;
+use report::{Format, RowMeta};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub kind: Kind,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Kind {
+    /// Denoising speed on a fixed prompt set, swept over steps, lengths, samplers.
+    Speed(speed::Args),
+    /// Quality against steps: masked function bodies written again, judged by the gate.
+    Infill(infill::Args),
+    /// What context compression costs: recall of called definitions per scorer and budget.
+    Compression(compression::Args),
+}
+
+/// What every kind of bench takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// md, csv or jsonl.
+    #[arg(short = 'o', long, default_value = "md")]
+    pub output: Format,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl Common {
+    fn meta(engine: &Engine) -> RowMeta {
+        RowMeta {
+            model: engine.model.name.clone(),
+            params: engine.model.params,
+            backend: engine.device.to_string(),
+            dtype: dtype_name(engine.model.dtype).into(),
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (report, format) = match args.kind {
+        Kind::Speed(a) => (speed::run(&a)?, a.common.output),
+        Kind::Infill(a) => (infill::run(&a)?, a.common.output),
+        Kind::Compression(a) => (compression::run(&a)?, a.common.output),
+    };
+    print!("{}", report.render(format));
+    Ok(ExitCode::from(exit::OK))
+}
+
+const KINDS: [&str; 3] = ["speed", "infill", "compression"];
+
+/// `bench --eval KIND ...` (the older spelling) becomes `bench KIND ...`, and `bench` with no
+/// kind becomes `bench speed`, so every kind parses only its own flags.
+pub fn rewrite_eval_alias(args: Vec<OsString>) -> Vec<OsString> {
+    // The subcommand is the first argument after the program name that is not a global flag.
+    let Some(at) = args
+        .iter()
+        .skip(1)
+        .position(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|p| p + 1)
+    else {
+        return args;
+    };
+    if args[at] != "bench" {
+        return args;
+    }
+    let mut rest: Vec<OsString> = args[at + 1..].to_vec();
+    let mut kind: Option<OsString> = None;
+    if let Some(i) = rest.iter().position(|a| a == "--eval") {
+        if i + 1 < rest.len() {
+            kind = Some(rest.remove(i + 1));
+            rest.remove(i);
+        }
+    } else if let Some(i) = rest
+        .iter()
+        .position(|a| a.to_string_lossy().starts_with("--eval="))
+    {
+        let a = rest.remove(i);
+        kind = Some(OsString::from(&a.to_string_lossy()["--eval=".len()..]));
+    }
+    let named = rest
+        .first()
+        .map(|a| a.to_string_lossy())
+        .is_some_and(|a| KINDS.contains(&a.as_ref()) || a == "help" || a == "-h" || a == "--help");
+    let mut out = args[..=at].to_vec();
+    match kind {
+        Some(k) => out.push(k),
+        None if named => {}
+        None => out.push("speed".into()),
+    }
+    out.extend(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(args: &[&str]) -> Vec<String> {
+        rewrite_eval_alias(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_eval_flag_and_no_kind_still_parse() {
+        assert_eq!(
+            rewrite(&["o", "bench", "--eval", "infill", "--files", "x"]),
+            ["o", "bench", "infill", "--files", "x"]
+        );
+        assert_eq!(
+            rewrite(&[
+                "o",
+                "--offline",
+                "bench",
+                "--model",
+                "m",
+                "--eval=compression"
+            ]),
+            ["o", "--offline", "bench", "compression", "--model", "m"]
+        );
+        assert_eq!(
+            rewrite(&["o", "bench", "--steps", "2"]),
+            ["o", "bench", "speed", "--steps", "2"]
+        );
+        assert_eq!(rewrite(&["o", "bench", "infill"]), ["o", "bench", "infill"]);
+        assert_eq!(rewrite(&["o", "bench", "--help"]), ["o", "bench", "--help"]);
+        assert_eq!(
+            rewrite(&["o", "plan", "--eval", "x"]),
+            ["o", "plan", "--eval", "x"]
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The languages Ouroboros reads, in one place: each language's file kinds, its tree-sitter
+//! grammar, this thread's parser for it, and the librarian's queries compiled once. Every stage
+//! (gate, librarian, pipeline) gets its syntax trees here, as difftastic's `TreeSitterConfig` and
+//! ast-grep's parser module keep grammar and queries together.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use tree_sitter::{Parser, Query, Tree};
+
+/// A language Ouroboros can parse, judge and index. TSX is its own entry because its grammar differs from plain
+/// TypeScript (`<T>x` is a cast in one and a JSX element in the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Python,
+    JavaScript,
+    TypeScript,
+    Tsx,
+}
+
+/// How an ECMAScript file is parsed: the goal symbol matters (`with`, top-level `await`,
+/// octal literals and `import` differ between scripts and modules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleGoal {
+    /// `.mjs`, `.mts`: always a module.
+    Module,
+    /// `.cjs`, `.cts`: CommonJS, which Node wraps in a function (top-level `return` is legal).
+    CommonJs,
+    /// `.js`, `.jsx`, `.ts`, `.tsx`: a module if it has `import`/`export`, else a script.
+    Unambiguous,
+}
+
+/// The language plus the details of its file type that change what is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceKind {
+    pub language: Language,
+    pub goal: ModuleGoal,
+    /// `.jsx` (and `.tsx`): JSX is allowed.
+    pub jsx: bool,
+    /// `.pyi` and `.d.ts`: declaration files.
+    pub stub: bool,
+}
+
+pub const EXTENSIONS: &[&str] = &[
+    "py", "pyi", "js", "mjs", "cjs", "jsx", "ts", "mts", "cts", "tsx",
+];
+
+impl Language {
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::JavaScript => "javascript",
+            Language::TypeScript => "typescript",
+            Language::Tsx => "tsx",
+        }
+    }
+
+    /// The default file kind for snippets and stdin, where there is no extension.
+    pub fn default_kind(self) -> SourceKind {
+        let (goal, jsx) = match self {
+            Language::Python => (ModuleGoal::Module, false),
+            Language::JavaScript => (ModuleGoal::Unambiguous, false),
+            Language::TypeScript => (ModuleGoal::Unambiguous, false),
+            Language::Tsx => (ModuleGoal::Unambiguous, true),
+        };
+        SourceKind {
+            language: self,
+            goal,
+            jsx,
+            stub: false,
+        }
+    }
+
+    /// The tree-sitter grammar: TSX has its own, since `<T>x` is a cast in TypeScript and an
+    /// element in TSX.
+    pub fn grammar(self) -> tree_sitter::Language {
+        match self {
+            Language::Python => tree_sitter_python::LANGUAGE.into(),
+            Language::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
+            Language::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+            Language::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
+        }
+    }
+
+    /// What starts a line comment.
+    pub fn line_comment(self) -> &'static str {
+        match self {
+            Language::Python => "#",
+            _ => "//",
+        }
+    }
+
+    /// The info string of a Markdown code fence holding this language.
+    pub fn fence_tag(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::JavaScript => "javascript",
+            Language::TypeScript | Language::Tsx => "typescript",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            Language::Python => 0,
+            Language::JavaScript => 1,
+            Language::TypeScript => 2,
+            Language::Tsx => 3,
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Language {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "python" | "py" => Ok(Language::Python),
+            "javascript" | "js" => Ok(Language::JavaScript),
+            "typescript" | "ts" => Ok(Language::TypeScript),
+            "tsx" => Ok(Language::Tsx),
+            other => Err(format!(
+                "unknown language `{other}` (expected python, javascript, typescript or tsx)"
+            )),
+        }
+    }
+}
+
+impl SourceKind {
+    /// The file kind from a path's extension, or `None` for an extension the gate does not know.
+    pub fn from_path(path: &Path) -> Option<SourceKind> {
+        let name = path.file_name()?.to_str()?;
+        let ext = path.extension()?.to_str()?;
+        let (language, goal, jsx) = match ext {
+            "py" | "pyi" => (Language::Python, ModuleGoal::Module, false),
+            "js" => (Language::JavaScript, ModuleGoal::Unambiguous, false),
+            "jsx" => (Language::JavaScript, ModuleGoal::Unambiguous, true),
+            "mjs" => (Language::JavaScript, ModuleGoal::Module, false),
+            "cjs" => (Language::JavaScript, ModuleGoal::CommonJs, false),
+            "ts" => (Language::TypeScript, ModuleGoal::Unambiguous, false),
+            "mts" => (Language::TypeScript, ModuleGoal::Module, false),
+            "cts" => (Language::TypeScript, ModuleGoal::CommonJs, false),
+            "tsx" => (Language::Tsx, ModuleGoal::Unambiguous, true),
+            _ => return None,
+        };
+        let stub = ext == "pyi"
+            || name.ends_with(".d.ts")
+            || name.ends_with(".d.mts")
+            || name.ends_with(".d.cts");
+        Some(SourceKind {
+            language,
+            goal,
+            jsx,
+            stub,
+        })
+    }
+}
+
+thread_local! {
+    /// Parsers are expensive to create and not `Sync`; keep one per language per thread.
+    static PARSERS: RefCell<[Option<Parser>; 4]> = const { RefCell::new([None, None, None, None]) };
+}
+
+/// Parse with this thread's parser for `language`. `None` only if tree-sitter gives up.
+pub fn parse(source: &str, language: Language) -> Option<Tree> {
+    PARSERS.with(|cell| {
+        let mut parsers = cell.borrow_mut();
+        let parser = parsers[language.slot()].get_or_insert_with(|| {
+            let mut p = Parser::new();
+            p.set_language(&language.grammar())
+                .expect("bundled grammar matches the tree-sitter ABI");
+            p
+        });
+        parser.parse(source, None)
+    })
+}
+
+/// The librarian's extraction queries for one language (`queries/<language>/*.scm`).
+pub struct Queries {
+    pub defs: Query,
+    pub imports: Query,
+    pub calls: Query,
+    pub refs: Query,
+}
+
+/// The queries of `language`, compiled on first use and shared by every thread.
+pub fn queries(language: Language) -> &'static Queries {
+    static COMPILED: [OnceLock<Queries>; 4] = [const { OnceLock::new() }; 4];
+    COMPILED[language.slot()].get_or_init(|| compile_queries(language))
+}
+
+fn compile_queries(language: Language) -> Queries {
+    const PY_DEFS: &str = include_str!("../queries/python/definitions.scm");
+    const PY_IMPORTS: &str = include_str!("../queries/python/imports.scm");
+    const PY_CALLS: &str = include_str!("../queries/python/calls.scm");
+    const PY_REFS: &str = include_str!("../queries/python/references.scm");
+    const JS_IMPORTS: &str = include_str!("../queries/javascript/imports.scm");
+    const JS_CALLS: &str = include_str!("../queries/javascript/calls.scm");
+    const JS_DEFS: &str = include_str!("../queries/javascript/definitions.scm");
+    const JS_REFS: &str = include_str!("../queries/javascript/references.scm");
+    const JS_PARAMS: &str = include_str!("../queries/javascript/parameters.scm");
+    const JSX_REFS: &str = include_str!("../queries/javascript/jsx-references.scm");
+    const TS_DEFS: &str = include_str!("../queries/typescript/definitions.scm");
+    const TS_REFS: &str = include_str!("../queries/typescript/references.scm");
+    // TypeScript's grammar extends JavaScript's: its queries are the JavaScript ones plus a short
+    // TypeScript (or JSX) addition, joined before compiling.
+    let (defs, imports, calls, refs) = match language {
+        Language::Python => (
+            PY_DEFS.to_string(),
+            PY_IMPORTS,
+            PY_CALLS,
+            PY_REFS.to_string(),
+        ),
+        Language::JavaScript => (
+            JS_DEFS.to_string(),
+            JS_IMPORTS,
+            JS_CALLS,
+            [JS_REFS, JS_PARAMS, JSX_REFS].join("\n"),
+        ),
+        Language::TypeScript => (
+            [JS_DEFS, TS_DEFS].join("\n"),
+            JS_IMPORTS,
+            JS_CALLS,
+            [JS_REFS, TS_REFS].join("\n"),
+        ),
+        Language::Tsx => (
+            [JS_DEFS, TS_DEFS].join("\n"),
+            JS_IMPORTS,
+            JS_CALLS,
+            [JS_REFS, TS_REFS, JSX_REFS].join("\n"),
+        ),
+    };
+    let grammar = language.grammar();
+    let q =
+        |src: &str| Query::new(&grammar, src).expect("bundled queries compile (checked by a test)");
+    Queries {
+        defs: q(&defs),
+        imports: q(imports),
+        calls: q(calls),
+        refs: q(&refs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_map_to_languages() {
+        let lang = |p: &str| SourceKind::from_path(Path::new(p)).map(|k| k.language);
+        assert_eq!(lang("a/b.py"), Some(Language::Python));
+        assert_eq!(lang("b.pyi"), Some(Language::Python));
+        assert_eq!(lang("b.cjs"), Some(Language::JavaScript));
+        assert_eq!(lang("b.mts"), Some(Language::TypeScript));
+        assert_eq!(lang("b.tsx"), Some(Language::Tsx));
+        assert_eq!(lang("b.rs"), None);
+        assert_eq!(lang("Makefile"), None);
+        for ext in EXTENSIONS {
+            assert!(
+                SourceKind::from_path(Path::new(&format!("x.{ext}"))).is_some(),
+                "{ext}"
+            );
+        }
+    }
+
+    #[test]
+    fn declaration_files_are_stubs() {
+        assert!(SourceKind::from_path(Path::new("index.d.ts")).unwrap().stub);
+        assert!(!SourceKind::from_path(Path::new("index.ts")).unwrap().stub);
+        assert_eq!(
+            SourceKind::from_path(Path::new("a.cjs")).unwrap().goal,
+            ModuleGoal::CommonJs
+        );
+    }
+
+    #[test]
+    fn every_language_parses_and_compiles_its_queries() {
+        for (language, src) in [
+            (Language::Python, "def f(x):\n    return x\n"),
+            (Language::JavaScript, "function f(x) { return x; }\n"),
+            (
+                Language::TypeScript,
+                "function f(x: number): number { return x; }\n",
+            ),
+            (Language::Tsx, "const e = <div>{x}</div>;\n"),
+        ] {
+            let tree = parse(src, language).unwrap();
+            assert!(!tree.root_node().has_error(), "{language}");
+            let q = queries(language);
+            assert!(
+                q.defs.pattern_count() > 0 && q.refs.pattern_count() > 0,
+                "{language}"
+            );
+        }
+    }
+
+    #[test]
+    fn language_names_parse() {
+        assert_eq!("PY".parse::<Language>(), Ok(Language::Python));
+        assert!("rust".parse::<Language>().unwrap_err().contains("rust"));
+    }
+}

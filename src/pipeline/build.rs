@@ -1,0 +1,389 @@
+//! Building the plan's units one after another: each unit's context is compressed, its body
+//! written (infill or instruct) and healed until the gate passes or the retries run out, its
+//! risk scored, and, if it may be, spliced into its file for the units after it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::files::Workspace;
+use super::prompts::{instruct_message, task_comment};
+use super::risk::{self, Risk, RiskInputs};
+use super::{check_interrupt, locate, PipelineError, Progress, Request, RunOptions};
+use crate::builder::heal::{self, AttemptLog, HealOptions, Healed, Site};
+use crate::builder::{span_for, Builder, SPAN_BUCKETS};
+use crate::checkpoint::ChatTemplate;
+use crate::compressor::{CompressError, CompressedContext, ScorerSet, Sources};
+use crate::diffusion::{GenerateConfig, SamplerKind};
+use crate::engine::{Engine, Mode, StepRule};
+use crate::gate::{Gate, GateReport};
+use crate::hash::sha256_tagged;
+use crate::reasoner::{EditUnit, Plan};
+
+/// What became of one unit of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitOutcome {
+    pub symbol: String,
+    pub file: String,
+    pub context: CompressedContext,
+    #[serde(flatten)]
+    pub result: UnitResult,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitResult {
+    /// Not built, and why.
+    Skipped(String),
+    Built(Box<BuiltUnit>),
+}
+
+/// A unit the generator wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltUnit {
+    /// The body lines replaced, in the file as it was when this unit was built.
+    pub body_lines: (usize, usize),
+    pub valid: bool,
+    pub retries: u32,
+    pub risk: Risk,
+    pub span: usize,
+    pub steps: usize,
+    pub forward_passes: usize,
+    pub step_schedule: Vec<u32>,
+    pub step_ms: Vec<f64>,
+    pub seconds: f64,
+    pub mean_confidence: f64,
+    /// sha256 of the body as generated (replay compares these).
+    pub body_sha256: String,
+    #[serde(skip)]
+    pub attempts: Vec<AttemptLog>,
+    #[serde(skip)]
+    pub report: GateReport,
+}
+
+impl UnitOutcome {
+    pub fn built(&self) -> Option<&BuiltUnit> {
+        match &self.result {
+            UnitResult::Built(b) => Some(b),
+            UnitResult::Skipped(_) => None,
+        }
+    }
+
+    /// The generated body's hash; empty for a skipped unit.
+    pub fn body_sha256(&self) -> &str {
+        self.built().map_or("", |b| b.body_sha256.as_str())
+    }
+}
+
+/// Every unit's outcome, and what the run read.
+pub struct Built {
+    pub mode: Mode,
+    /// The sampler every unit used (asked for, or the checkpoint's).
+    pub sampler: SamplerKind,
+    pub units: Vec<UnitOutcome>,
+    pub inputs: BTreeMap<String, String>,
+    pub compress_ms: f64,
+    pub build_ms: f64,
+}
+
+/// What stays the same for every unit of a run.
+struct Shared<'a> {
+    request: &'a Request,
+    options: &'a RunOptions,
+    engine: &'a Engine,
+    builder: Builder<'a>,
+    gate: Gate,
+    mode: Mode,
+    template: Option<ChatTemplate>,
+    /// Sampler, temperature, seed...; steps and lengths are set per unit.
+    cfg: GenerateConfig,
+    steps: StepRule,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn build_all(
+    root: &Path,
+    plan: &Plan,
+    request: &Request,
+    options: &RunOptions,
+    engine: &Engine,
+    gate: Gate,
+    workspace: &mut Workspace,
+    progress: &dyn Progress,
+) -> Result<Built, PipelineError> {
+    let build = &options.build;
+    let mode = engine.mode(build.mode)?;
+    let shared = Shared {
+        request,
+        options,
+        engine,
+        builder: Builder::new(&engine.model),
+        gate,
+        mode,
+        template: match mode {
+            Mode::Infill => None,
+            Mode::Instruct => Some(engine.template()?),
+        },
+        cfg: engine.config(&build.sampling, Some(64), Some(64))?,
+        steps: build.sampling.step_rule(),
+    };
+    let compress = &options.compress;
+    let weights = if compress.scorer == crate::compressor::Strategy::Model {
+        engine.weights_sha256()?
+    } else {
+        String::new()
+    };
+    let mut scorers = ScorerSet::open(
+        &[compress.scorer],
+        &engine.model,
+        weights,
+        compress.scorer_model.as_deref(),
+        root,
+    )?;
+    // Context comes from the files as they were before the run: a unit sees the code it
+    // depends on as the planner saw it.
+    let mut sources = Sources::default();
+    for (file, f) in workspace.iter() {
+        sources.preload(file, &f.original);
+    }
+    let mut built = Built {
+        mode,
+        sampler: shared.cfg.sampler,
+        units: Vec::new(),
+        inputs: BTreeMap::new(),
+        compress_ms: 0.0,
+        build_ms: 0.0,
+    };
+    for unit in &plan.units {
+        check_interrupt()?;
+        progress.phase("compress", Some(&unit.symbol));
+        let started = Instant::now();
+        let (candidates, context) = scorers.compressor(compress.scorer).compress_unit(
+            &mut sources,
+            root,
+            unit,
+            compress.budget,
+            engine.model.max_positions(),
+        )?;
+        for file in candidates.iter().map(|c| &c.item.file).chain([&unit.file]) {
+            if !built.inputs.contains_key(file) {
+                let text = sources.text(file).unwrap_or_default();
+                built
+                    .inputs
+                    .insert(file.clone(), sha256_tagged(text.as_bytes()));
+            }
+        }
+        built.compress_ms += started.elapsed().as_secs_f64() * 1e3;
+        check_interrupt()?;
+        progress.phase("build", Some(&unit.symbol));
+        let started = Instant::now();
+        let result = build_unit(&shared, unit, &context, workspace)?;
+        built.build_ms += started.elapsed().as_secs_f64() * 1e3;
+        built.units.push(UnitOutcome {
+            symbol: unit.symbol.clone(),
+            file: unit.file.clone(),
+            context,
+            result,
+        });
+    }
+    Ok(built)
+}
+
+/// The span for a body of `tokens`: the bucket that holds it with a quarter to spare for a
+/// longer rewrite, or for bodies beyond the buckets, that plus a quarter rounded up to 64.
+fn span_for_edit(tokens: usize) -> usize {
+    let want = tokens + tokens / 4 + 8;
+    if want <= SPAN_BUCKETS[SPAN_BUCKETS.len() - 1] {
+        span_for(want)
+    } else {
+        want.div_ceil(64) * 64
+    }
+}
+
+/// Write one unit into its file as the workspace has it now, heal it, score its risk, and splice
+/// it in when it may be.
+fn build_unit(
+    s: &Shared,
+    unit: &EditUnit,
+    context: &CompressedContext,
+    workspace: &mut Workspace,
+) -> Result<UnitResult, PipelineError> {
+    let file = workspace
+        .get(&unit.file)
+        .ok_or_else(|| PipelineError::Target {
+            file: unit.file.clone(),
+            reason: "planned, but not among the targets",
+        })?;
+    let kind = file.kind;
+    let text = file.current.clone();
+    let def_lines = (file.shifted(unit.lines.0), file.shifted(unit.lines.1));
+    // Infill replaces the body lines; instruct mode rewrites the unit's whole lines.
+    let replaced = match s.mode {
+        Mode::Infill => locate::body_lines(&text, kind.language, def_lines),
+        Mode::Instruct => Some(def_lines),
+    };
+    let Some(body) = replaced else {
+        return Ok(UnitResult::Skipped(
+            "no body line of its own to rewrite".into(),
+        ));
+    };
+    let all: Vec<&str> = text.split_inclusive('\n').collect();
+    let old_body: String = all[body.0 - 1..body.1].concat();
+    let model = &s.engine.model;
+    let old_tokens = model
+        .codec
+        .encode(&old_body)
+        .map_err(CompressError::from)?
+        .len();
+    let build = &s.options.build;
+    // An answer also holds its code fence.
+    let fence = if s.mode == Mode::Instruct { 16 } else { 0 };
+    let mut span = build
+        .gen_length
+        .unwrap_or_else(|| span_for_edit(old_tokens + fence));
+    if let Some(b) = build.block_length.filter(|&b| b > 0) {
+        span = span.div_ceil(b) * b;
+    }
+    if span + 16 > model.max_positions() {
+        return Ok(UnitResult::Skipped(format!(
+            "its body needs a span of {span} tokens; the model's window is {}",
+            model.max_positions()
+        )));
+    }
+    let steps = s.steps.steps(span);
+    let cfg = GenerateConfig {
+        steps,
+        gen_length: span,
+        block_length: build.block_length.unwrap_or(span),
+        ..s.cfg.clone()
+    };
+    let task = &s.request.task;
+    let prompt = format!(
+        "{}{}",
+        task_comment(kind.language, task, unit),
+        context.text
+    );
+    let render = |feedback: Option<&str>| -> Result<String, minijinja::Error> {
+        let message = instruct_message(task, unit, kind, &context.text, &old_body, feedback);
+        match &s.template {
+            Some(t) => t.render(&message),
+            None => Ok(message),
+        }
+    };
+    let site = Site {
+        original: &text,
+        kind,
+        request: match s.mode {
+            Mode::Infill => heal::Request::Infill {
+                lines: body,
+                context: &prompt,
+            },
+            Mode::Instruct => heal::Request::Instruct {
+                lines: body,
+                name: &unit.symbol,
+                render: &render,
+            },
+        },
+        span,
+    };
+    let healed = heal::build(
+        &s.builder,
+        &s.gate,
+        &site,
+        &cfg,
+        HealOptions {
+            max_retries: build.max_retries,
+            ..HealOptions::default()
+        },
+    )
+    .map_err(|source| PipelineError::Build {
+        unit: unit.symbol.clone(),
+        source: Box::new(source),
+    })?;
+    let built = finish_unit(s, unit, &cfg, body, &old_body, healed);
+    if built.valid || !build.safe_mode {
+        let f = workspace.get_mut(&unit.file).expect("looked up above");
+        let new_lines = built.new_body_lines;
+        f.splice(
+            built.patched.clone(),
+            unit.lines.1,
+            body.1 - body.0 + 1,
+            new_lines,
+        );
+    }
+    Ok(UnitResult::Built(Box::new(built.unit)))
+}
+
+/// A healed unit with its risk, and the file it would make.
+struct Finished {
+    unit: BuiltUnit,
+    valid: bool,
+    patched: String,
+    new_body_lines: usize,
+}
+
+fn finish_unit(
+    s: &Shared,
+    unit: &EditUnit,
+    cfg: &GenerateConfig,
+    body: (usize, usize),
+    old_body: &str,
+    healed: Healed,
+) -> Finished {
+    let draft = &healed.draft;
+    let valid = healed.passed();
+    let retries = healed.attempts.len().saturating_sub(1) as u32;
+    let changed = crate::patch::Diff::new("", old_body, &draft.body);
+    let probability = matches!(
+        cfg.sampler,
+        SamplerKind::LowConfidence | SamplerKind::MaskgitPlus
+    )
+    .then(|| draft.generation.mean_confidence());
+    let risk = risk::score(&RiskInputs {
+        changed_lines: changed.lines_added + changed.lines_removed,
+        blast_radius: unit.blast_radius,
+        public_api: unit.public_api,
+        callers: unit.callers.len(),
+        retries,
+        max_retries: s.options.build.max_retries,
+        mean_probability: probability,
+        gate_warnings: healed.report.warnings.len(),
+    });
+    Finished {
+        valid,
+        patched: draft.patched(),
+        new_body_lines: draft.body.split_inclusive('\n').count(),
+        unit: BuiltUnit {
+            body_lines: body,
+            valid,
+            retries,
+            risk,
+            span: cfg.gen_length,
+            steps: cfg.steps,
+            forward_passes: healed.attempts.iter().map(|a| a.forward_passes).sum(),
+            step_schedule: draft.generation.schedule.clone(),
+            step_ms: draft.generation.step_ms.clone(),
+            seconds: draft.generation.seconds,
+            mean_confidence: draft.generation.mean_confidence(),
+            body_sha256: sha256_tagged(draft.body.as_bytes()),
+            attempts: healed.attempts,
+            report: healed.report,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_leave_room_for_a_longer_body() {
+        assert_eq!(span_for_edit(10), 32);
+        assert_eq!(span_for_edit(40), 64);
+        assert_eq!(span_for_edit(190), 256);
+        assert_eq!(span_for_edit(200), 320);
+        assert_eq!(span_for_edit(300), 384);
+    }
+}
