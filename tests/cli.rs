@@ -1,22 +1,12 @@
 //! The commands as a user runs them: exit codes, messages, JSON shapes, and the
 //! apply → status → list-runs → rollback round trip.
 
+mod support;
+
 use std::fs;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn ouroboros(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ouroboros"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use support::{ouroboros, stdout};
 
 /// The closing "checked N files in X.XXs" line has a time in it; keep the counts only.
 fn without_timing(text: &str) -> String {
@@ -32,22 +22,14 @@ fn without_timing(text: &str) -> String {
 }
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    fs::create_dir_all(root.join(".git")).unwrap();
-    fs::create_dir_all(root.join("src")).unwrap();
-    fs::write(root.join("src/ok.py"), "def add(a, b):\n    return a + b\n").unwrap();
-    fs::write(root.join("src/ok.ts"), "export const n: number = 1;\n").unwrap();
-    fs::write(
-        root.join("src/bad.js"),
-        "function f() {\n  return [1, 2;\n}\n",
-    )
-    .unwrap();
-    fs::write(root.join("src/notes.txt"), "not code").unwrap();
-    fs::create_dir_all(root.join("build")).unwrap();
-    fs::write(root.join("build/gen.py"), "def (\n").unwrap();
-    fs::write(root.join(".gitignore"), "build/\n").unwrap();
-    dir
+    support::project(&[
+        ("src/ok.py", "def add(a, b):\n    return a + b\n"),
+        ("src/ok.ts", "export const n: number = 1;\n"),
+        ("src/bad.js", "function f() {\n  return [1, 2;\n}\n"),
+        ("src/notes.txt", "not code"),
+        ("build/gen.py", "def (\n"),
+        (".gitignore", "build/\n"),
+    ])
 }
 
 #[test]

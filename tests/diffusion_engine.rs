@@ -1,9 +1,10 @@
 //! Engine behaviour beyond the goldens: infilling, seeding, threshold decoding, and clear errors
 //! for broken checkpoints and bad settings.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{DType, Device};
 use ouroboros::diffusion::{
@@ -259,10 +260,7 @@ fn tokenizer_problems_are_explained() {
 }
 
 fn ouroboros(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ouroboros"))
-        .args(args)
-        .output()
-        .unwrap()
+    support::ouroboros(Path::new("."), args)
 }
 
 #[test]

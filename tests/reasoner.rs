@@ -1,16 +1,12 @@
 //! The local planner on a small project: edit units, callees first, context, warnings.
 
-use std::fs;
+mod support;
+
 use std::path::Path;
 
 use ouroboros::librarian::{self, CodeGraph, GraphStore, IndexOptions, SqliteStore};
 use ouroboros::reasoner::{self, ContextRole, PlanError};
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, text).unwrap();
-}
+use support::write;
 
 fn graph(root: &Path) -> CodeGraph {
     let mut store = SqliteStore::open(&librarian::default_db(root)).unwrap();

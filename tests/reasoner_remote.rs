@@ -3,10 +3,14 @@
 //! `--reasoner remote` the way vLLM, SGLang, llama.cpp's server or Ollama would be. Also the
 //! failures a user meets: wrong model name, missing key, server down, `--offline`, bad flags.
 
+mod support;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use support::{ouroboros_env as ouroboros, text, TINY_LLADA};
 
 const GGUF: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -15,10 +19,6 @@ const GGUF: &str = concat!(
 const TINY_QWEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/compressor/tiny-qwen2"
-);
-const TINY_LLADA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/diffusion/tiny-llada"
 );
 
 /// `ouroboros serve` on a free loopback port, stopped when dropped.
@@ -68,36 +68,10 @@ impl Drop for Served {
 }
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    fs::create_dir_all(dir.path().join(".git")).unwrap();
-    fs::write(
-        dir.path().join("stats.py"),
+    support::project(&[(
+        "stats.py",
         "def total(items):\n    s = 0\n    for i in items:\n        s += i\n    return s\n\n\ndef mean(items):\n    return total(items) / len(items)\n",
-    )
-    .unwrap();
-    dir
-}
-
-fn ouroboros(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ouroboros"));
-    cmd.args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .env_remove("OUROBOROS_MODEL")
-        .env_remove("OUROBOROS_API_KEY")
-        .env_remove("OUROBOROS_OFFLINE");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    )])
 }
 
 fn plan_json(dir: &Path, reasoner: &[&str], env: &[(&str, &str)]) -> serde_json::Value {

@@ -6,17 +6,15 @@
 //! dimension 0 (so it stays positive through two small random blocks), and the output head reads
 //! dimension 0 only for the chosen token.
 
-use std::collections::{BTreeMap, HashMap};
+mod support;
+
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use candle_core::{Device, Tensor};
-
-const TINY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/diffusion/tiny-llada"
-);
+use support::{copy_tree, ouroboros, record, run_id, text, tree, TINY_LLADA as TINY};
 
 fn always_writes(token_id: usize, dir: &Path) -> PathBuf {
     fs::create_dir_all(dir).unwrap();
@@ -69,68 +67,11 @@ fn always_writes(token_id: usize, dir: &Path) -> PathBuf {
 const OPEN_PAREN: usize = 10;
 const SEMICOLON: usize = 29;
 
-fn ouroboros(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ouroboros"))
-        .env_remove("OUROBOROS_MODEL")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn run_id(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("run: ").map(str::to_string))
-        .unwrap_or_else(|| panic!("no run id in {}", text(o)))
-}
-
-fn record(root: &Path, id: &str) -> serde_json::Value {
-    let p = root
-        .join(".ouroboros/runs")
-        .join(id)
-        .join("artifact_metadata.json");
-    serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
-}
-
-/// Every file outside `.ouroboros`, with its bytes.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.ends_with(".ouroboros") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 const PY: &str = "def total(items):\n    s = 0\n    for i in items:\n        s += i\n    return s\n\n\ndef mean(items):\n    return total(items) / len(items)\n";
 const JS: &str = "function helper(a) {\n  const b = a + 1;\n  return b;\n}\n\nfunction main() {\n  return helper(2);\n}\n";
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    fs::create_dir_all(dir.path().join(".git")).unwrap();
-    fs::write(dir.path().join("stats.py"), PY).unwrap();
-    fs::write(dir.path().join("util.js"), JS).unwrap();
-    dir
+    support::project(&[("stats.py", PY), ("util.js", JS)])
 }
 
 #[test]
@@ -600,18 +541,5 @@ fn records_from_before_the_typed_request_still_replay() {
             phases.contains(&"generator") && phases.contains(&"compressor"),
             "{phases:?}"
         );
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dest);
-        } else {
-            fs::copy(&p, &dest).unwrap();
-        }
     }
 }

@@ -17,19 +17,19 @@ pub struct ScoreCache {
 
 impl ScoreCache {
     pub fn open(path: &Path) -> Result<ScoreCache, CompressError> {
-        let err = |e: &dyn std::fmt::Display| CompressError::Cache {
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| CompressError::Cache {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source: e,
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
+            std::fs::create_dir_all(parent).map_err(|e| err(e.into()))?;
         }
-        let conn = Connection::open(path).map_err(|e| err(&e))?;
+        let conn = Connection::open(path).map_err(|e| err(e.into()))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS gains (key TEXT PRIMARY KEY, gain REAL NOT NULL);",
         )
-        .map_err(|e| err(&e))?;
+        .map_err(|e| err(e.into()))?;
         Ok(ScoreCache {
             conn,
             path: path.to_path_buf(),
@@ -82,7 +82,7 @@ impl ScoreCache {
 fn cache_error(path: &Path, e: rusqlite::Error) -> CompressError {
     CompressError::Cache {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 

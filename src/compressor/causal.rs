@@ -34,20 +34,35 @@ pub struct CausalLm {
     max_positions: usize,
 }
 
-fn bad(dir: &Path, detail: impl std::fmt::Display) -> CompressError {
+/// What is wrong with the scoring checkpoint, in words.
+fn bad(dir: &Path, what: impl Into<String>) -> CompressError {
     CompressError::Checkpoint {
         dir: dir.display().to_string(),
-        detail: detail.to_string(),
+        what: what.into(),
+        source: None,
+    }
+}
+
+/// The scoring checkpoint's `what` failed with `e`.
+fn failed<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    dir: &Path,
+    what: &str,
+) -> impl FnOnce(E) -> CompressError {
+    let dir = dir.display().to_string();
+    let what = what.to_string();
+    move |e| CompressError::Checkpoint {
+        dir,
+        what,
+        source: Some(e.into()),
     }
 }
 
 impl CausalLm {
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<CausalLm, CompressError> {
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|e| bad(dir, format!("config.json: {e}")))?;
+        let text = std::fs::read_to_string(&config_path).map_err(failed(dir, "config.json"))?;
         let mut raw: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(dir, format!("config.json: {e}")))?;
+            serde_json::from_str(&text).map_err(failed(dir, "config.json"))?;
         let kind = raw["model_type"].as_str().unwrap_or("");
         if kind != "qwen2" {
             return Err(bad(
@@ -59,16 +74,17 @@ impl CausalLm {
         if raw["sliding_window"].is_null() {
             raw["sliding_window"] = raw["max_position_embeddings"].clone();
         }
-        let cfg: qwen2::Config =
-            serde_json::from_value(raw).map_err(|e| bad(dir, format!("config.json: {e}")))?;
-        let shards = crate::checkpoint::weight_files(dir).map_err(|e| bad(dir, e))?;
-        let weights_sha256 = crate::checkpoint::weights_sha256(&shards).map_err(|e| bad(dir, e))?;
+        let cfg: qwen2::Config = serde_json::from_value(raw).map_err(failed(dir, "config.json"))?;
+        let shards = crate::checkpoint::weight_files(dir).map_err(failed(dir, "weights"))?;
+        let weights_sha256 = crate::checkpoint::weights_sha256(&shards)
+            .map_err(failed(dir, "hashing the weights"))?;
         // SAFETY: the weight files are mapped read-only and not modified while the model lives,
         // as for the diffusion models (a checkpoint rewritten under a running process is not a
         // case we defend against).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, dtype, device) }
-            .map_err(|e| bad(dir, e))?;
-        let model = qwen2::Model::new(&cfg, vb.clone()).map_err(|e| bad(dir, e))?;
+            .map_err(failed(dir, "weights"))?;
+        let model =
+            qwen2::Model::new(&cfg, vb.clone()).map_err(failed(dir, "loading qwen2 weights"))?;
         let head_name = if !cfg.tie_word_embeddings && vb.contains_tensor("lm_head.weight") {
             "lm_head.weight"
         } else {
@@ -76,9 +92,9 @@ impl CausalLm {
         };
         let head = vb
             .get((cfg.vocab_size, cfg.hidden_size), head_name)
-            .map_err(|e| bad(dir, e))?;
+            .map_err(failed(dir, "weights"))?;
         let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| bad(dir, format!("tokenizer.json: {e}")))?;
+            .map_err(failed(dir, "tokenizer.json"))?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -57,8 +57,12 @@ pub enum CompressError {
     Model(#[from] ModelError),
     #[error("scoring model: {0}")]
     Compute(#[from] candle_core::Error),
-    #[error("score cache {path}: {message}")]
-    Cache { path: String, message: String },
+    #[error("score cache {path}")]
+    Cache {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{0}")]
     Tokenizer(#[from] TokenizerError),
     #[error("--scorer {0} needs a scoring model")]
@@ -82,8 +86,13 @@ pub enum CompressError {
         window: usize,
         room: usize,
     },
-    #[error("scoring checkpoint {dir}: {detail}")]
-    Checkpoint { dir: String, detail: String },
+    #[error("scoring checkpoint {dir}: {what}")]
+    Checkpoint {
+        dir: String,
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -504,86 +513,13 @@ impl Compressor<'_> {
         let full_tokens: Vec<usize> = tokens.iter().map(|t| t[0].unwrap_or(0)).collect();
         let tokens_before: usize = full_tokens.iter().sum();
 
-        let mut gains: Vec<[Option<f64>; 3]> = vec![[None; 3]; candidates.len()];
-        let mut cache_hits = 0;
         let forwards_before = self.scorer.as_ref().map_or(0, |s| s.forward_passes());
-        if self.strategy.scored() {
-            let scorer = self
-                .scorer
-                .as_deref_mut()
-                .ok_or(CompressError::NoScorer(self.strategy))?;
-            let info = scorer.info();
-            let scorer_id = format!("{}|{}", info.method, info.weights_sha256);
-            // Every text to score, with where its gain goes; cached ones are filled at once.
-            let mut wanted: Vec<(usize, usize, &str, String)> = Vec::new();
-            for (i, t) in texts.iter().enumerate() {
-                for (f, text) in t.iter().enumerate() {
-                    if let Some(text) = text {
-                        wanted.push((i, f, text, ScoreCache::key(&scorer_id, unit_code, text)));
-                    }
-                }
-            }
-            let mut misses = Vec::new();
-            for (i, f, text, key) in wanted {
-                let hit = match self.cache.as_deref() {
-                    Some(cache) => cache.get(&key)?,
-                    None => None,
-                };
-                match hit {
-                    Some(g) => {
-                        cache_hits += 1;
-                        gains[i][f] = Some(g);
-                    }
-                    None => misses.push((i, f, text, key)),
-                }
-            }
-            if !misses.is_empty() {
-                let scored_texts: Vec<&str> = misses.iter().map(|m| m.2).collect();
-                let scored = scorer.gains(unit_code, &scored_texts)?;
-                let mut fresh = Vec::with_capacity(misses.len());
-                for ((i, f, _, key), g) in misses.into_iter().zip(scored) {
-                    gains[i][f] = Some(g);
-                    fresh.push((key, g));
-                }
-                if let Some(cache) = self.cache.as_deref_mut() {
-                    cache.put(&fresh)?;
-                }
-            }
-        }
-
-        // Per item, the forms it may take (in FORMS order) as knapsack options.
-        let mut offered: Vec<Vec<usize>> = Vec::with_capacity(candidates.len());
-        let options: Vec<Vec<Choice>> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let p = c.item.priority;
-                // How much of the item's value each form keeps, for the model-free strategies
-                // and the model's tie-break.
-                let share = [1.0, 0.5, 0.75];
-                let mut forms = Vec::new();
-                let mut opts = Vec::new();
-                for f in 0..3 {
-                    let Some(cost) = tokens[i][f] else { continue };
-                    let value = match self.strategy {
-                        Strategy::Model | Strategy::Causal => {
-                            gains[i][f].unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p * share[f]
-                        }
-                        Strategy::Graph => p * share[f],
-                        // Only signatures; an item with no shorter signature goes in whole.
-                        Strategy::Signatures => match FORMS[f] {
-                            Form::Signature => p,
-                            Form::Full if c.signature.is_none() => p,
-                            _ => 0.0,
-                        },
-                    };
-                    forms.push(f);
-                    opts.push(Choice { cost, value });
-                }
-                offered.push(forms);
-                opts
-            })
-            .collect();
+        let (gains, cache_hits) = if self.strategy.scored() {
+            self.score_forms(unit_code, &texts)?
+        } else {
+            (vec![[None; 3]; candidates.len()], 0)
+        };
+        let (offered, options) = self.options(candidates, &tokens, &gains);
         // Beyond the cost of keeping everything whole, more budget changes nothing.
         let picks = knapsack::solve(&options, budget.min(tokens_before));
 
@@ -636,6 +572,97 @@ impl Compressor<'_> {
             items,
             text,
         })
+    }
+    /// Each form's gain from the scorer, cached ones first: the gains (in FORMS order) and how
+    /// many came from the cache.
+    #[allow(clippy::type_complexity)]
+    fn score_forms(
+        &mut self,
+        unit_code: &str,
+        texts: &[[Option<&str>; 3]],
+    ) -> Result<(Vec<[Option<f64>; 3]>, usize), CompressError> {
+        let mut gains: Vec<[Option<f64>; 3]> = vec![[None; 3]; texts.len()];
+        let mut cache_hits = 0;
+        let scorer = self
+            .scorer
+            .as_deref_mut()
+            .ok_or(CompressError::NoScorer(self.strategy))?;
+        let info = scorer.info();
+        let scorer_id = format!("{}|{}", info.method, info.weights_sha256);
+        let mut misses = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            for (f, text) in t.iter().enumerate() {
+                let Some(text) = text else { continue };
+                let key = ScoreCache::key(&scorer_id, unit_code, text);
+                let hit = match self.cache.as_deref() {
+                    Some(cache) => cache.get(&key)?,
+                    None => None,
+                };
+                match hit {
+                    Some(g) => {
+                        cache_hits += 1;
+                        gains[i][f] = Some(g);
+                    }
+                    None => misses.push((i, f, *text, key)),
+                }
+            }
+        }
+        if !misses.is_empty() {
+            let scored_texts: Vec<&str> = misses.iter().map(|m| m.2).collect();
+            let scored = scorer.gains(unit_code, &scored_texts)?;
+            let mut fresh = Vec::with_capacity(misses.len());
+            for ((i, f, _, key), g) in misses.into_iter().zip(scored) {
+                gains[i][f] = Some(g);
+                fresh.push((key, g));
+            }
+            if let Some(cache) = self.cache.as_deref_mut() {
+                cache.put(&fresh)?;
+            }
+        }
+        Ok((gains, cache_hits))
+    }
+
+    /// Per item, the forms it may take (indices into FORMS) and their knapsack options.
+    #[allow(clippy::type_complexity)]
+    fn options(
+        &self,
+        candidates: &[Candidate],
+        tokens: &[[Option<usize>; 3]],
+        gains: &[[Option<f64>; 3]],
+    ) -> (Vec<Vec<usize>>, Vec<Vec<Choice>>) {
+        let mut offered: Vec<Vec<usize>> = Vec::with_capacity(candidates.len());
+        let options = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let p = c.item.priority;
+                // How much of the item's value each form keeps, for the model-free strategies
+                // and the model's tie-break.
+                let share = [1.0, 0.5, 0.75];
+                let mut forms = Vec::new();
+                let mut opts = Vec::new();
+                for f in 0..3 {
+                    let Some(cost) = tokens[i][f] else { continue };
+                    let value = match self.strategy {
+                        Strategy::Model | Strategy::Causal => {
+                            gains[i][f].unwrap_or(0.0).max(0.0) + PRIORITY_TIE_BREAK * p * share[f]
+                        }
+                        Strategy::Graph => p * share[f],
+                        // Only signatures; an item with no shorter signature goes in whole.
+                        Strategy::Signatures => match FORMS[f] {
+                            Form::Signature => p,
+                            Form::Full if c.signature.is_none() => p,
+                            _ => 0.0,
+                        },
+                    };
+                    forms.push(f);
+                    opts.push(Choice { cost, value });
+                }
+                offered.push(forms);
+                opts
+            })
+            .collect();
+        (offered, options)
     }
 }
 

@@ -24,10 +24,46 @@ pub use store::{GraphCounts, GraphStore, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibrarianError {
-    #[error("{0}: {1}")]
-    Io(String, std::io::Error),
-    #[error("graph store: {0}")]
-    Store(String),
+    #[error("{path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("graph store (SQLite)")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("graph store: neo4j: {context}")]
+    Neo4j {
+        context: String,
+        #[source]
+        source: Box<neo4rs::Error>,
+    },
+    #[error("graph store: neo4j: {context}")]
+    Neo4jRow {
+        context: String,
+        #[source]
+        source: neo4rs::DeError,
+    },
+    /// What the server said, in words (a refused login, no answer in time).
+    #[error("graph store: neo4j: {0}")]
+    Neo4jRefused(String),
+    #[error("graph store: neo4j: starting the client")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Why a file was left out of the graph (a warning, not an error).
+#[derive(Debug, thiserror::Error)]
+enum Skip {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{bytes} bytes is over the {limit}-byte limit (--max-file-size)")]
+    TooLarge { bytes: u64, limit: u64 },
+    #[error("binary file")]
+    Binary,
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("parser gave up")]
+    ParserGaveUp,
 }
 
 /// Where the embedded graph lives inside a repository.
@@ -202,7 +238,8 @@ pub fn index(
     let results: Vec<Result<(String, FileFacts, bool), String>> = current
         .par_iter()
         .map(|(rel, abs, language)| {
-            let out = read_and_extract(rel, abs, *language, opts, &previous);
+            let out = read_and_extract(rel, abs, *language, opts, &previous)
+                .map_err(|why| format!("{rel}: skipped: {why}"));
             progress(
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
                 total,
@@ -264,18 +301,17 @@ fn read_and_extract(
     language: Language,
     opts: &IndexOptions,
     previous: &HashMap<String, (String, FileFacts)>,
-) -> Result<(String, FileFacts, bool), String> {
-    let meta = std::fs::metadata(abs).map_err(|e| format!("{rel}: skipped: {e}"))?;
+) -> Result<(String, FileFacts, bool), Skip> {
+    let meta = std::fs::metadata(abs)?;
     if meta.len() > opts.max_file_size {
-        return Err(format!(
-            "{rel}: skipped: {} bytes is over the {}-byte limit (--max-file-size)",
-            meta.len(),
-            opts.max_file_size
-        ));
+        return Err(Skip::TooLarge {
+            bytes: meta.len(),
+            limit: opts.max_file_size,
+        });
     }
-    let bytes = std::fs::read(abs).map_err(|e| format!("{rel}: skipped: {e}"))?;
+    let bytes = std::fs::read(abs)?;
     if bytes.contains(&0) {
-        return Err(format!("{rel}: skipped: binary file"));
+        return Err(Skip::Binary);
     }
     // The extractor's version is part of the key: facts made by an older extractor are redone.
     let hash = format!(
@@ -288,10 +324,8 @@ fn read_and_extract(
             return Ok((hash, facts.clone(), false));
         }
     }
-    let source =
-        String::from_utf8(bytes).map_err(|_| format!("{rel}: skipped: not valid UTF-8"))?;
-    let tree = crate::lang::parse(&source, language)
-        .ok_or_else(|| format!("{rel}: skipped: parser gave up"))?;
+    let source = String::from_utf8(bytes).map_err(|_| Skip::NotUtf8)?;
+    let tree = crate::lang::parse(&source, language).ok_or(Skip::ParserGaveUp)?;
     let facts = match language {
         Language::Python => extract::extract_python(rel, &source, &tree),
         _ => ecmascript::extract(rel, &source, &tree, language),

@@ -65,7 +65,10 @@ pub struct Neo4jStore {
 }
 
 fn err(context: &str, e: neo4rs::Error) -> LibrarianError {
-    LibrarianError::Store(format!("neo4j: {context}: {e}"))
+    LibrarianError::Neo4j {
+        context: context.to_string(),
+        source: Box::new(e),
+    }
 }
 
 fn s(v: &str) -> BoltType {
@@ -98,7 +101,7 @@ impl Neo4jStore {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| LibrarianError::Store(format!("neo4j: starting the client: {e}")))?;
+            .map_err(LibrarianError::Runtime)?;
         let mut builder = neo4rs::ConfigBuilder::default()
             .uri(cfg.uri.as_str())
             .user(cfg.user.as_str())
@@ -114,23 +117,23 @@ impl Neo4jStore {
         let uri = cfg.uri.as_str();
         let timeout = cfg.connect_timeout;
         let fail = |e: Option<neo4rs::Error>| -> LibrarianError {
-            LibrarianError::Store(match e {
-                None => format!("neo4j: cannot reach {uri}: no answer within {timeout:.0?}"),
+            LibrarianError::Neo4jRefused(match e {
+                None => format!("cannot reach {uri}: no answer within {timeout:.0?}"),
                 Some(neo4rs::Error::AuthenticationError(m)) => format!(
-                    "neo4j: {uri}: login failed for user `{}` ({m}); check OUROBOROS_NEO4J_USER and OUROBOROS_NEO4J_PASSWORD",
+                    "{uri}: login failed for user `{}` ({m}); check OUROBOROS_NEO4J_USER and OUROBOROS_NEO4J_PASSWORD",
                     cfg.user
                 ),
                 Some(neo4rs::Error::Neo4j(e)) => {
-                    format!("neo4j: {uri}: the server refused: {} ({})", e.message(), e.code())
+                    format!("{uri}: the server refused: {} ({})", e.message(), e.code())
                 }
                 Some(e @ (neo4rs::Error::IOError { .. } | neo4rs::Error::ConnectionError)) => {
-                    format!("neo4j: cannot reach {uri}: {e}")
+                    format!("cannot reach {uri}: {e}")
                 }
                 Some(neo4rs::Error::UnexpectedMessage(m)) => match failure_message(&m) {
-                    Some(msg) => format!("neo4j: {uri}: the server refused: {msg}"),
-                    None => format!("neo4j: {uri}: {m}"),
+                    Some(msg) => format!("{uri}: the server refused: {msg}"),
+                    None => format!("{uri}: {m}"),
                 },
-                Some(e) => format!("neo4j: {uri}: {e}"),
+                Some(e) => format!("{uri}: {e}"),
             })
         };
         let graph = rt.block_on(async {
@@ -140,8 +143,8 @@ impl Neo4jStore {
             match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
                 Err(_) => return Err(fail(None)),
                 Ok(Err(e)) => {
-                    return Err(LibrarianError::Store(format!(
-                        "neo4j: cannot reach {uri} ({addr}): {e}"
+                    return Err(LibrarianError::Neo4jRefused(format!(
+                        "cannot reach {uri} ({addr}): {e}"
                     )))
                 }
                 Ok(Ok(_)) => {}
@@ -266,7 +269,10 @@ impl Neo4jStore {
         self.rt.block_on(async {
             let mut rows = self.graph.execute(q).await.map_err(|e| err(what, e))?;
             while let Some(r) = rows.next().await.map_err(|e| err(what, e))? {
-                f(&r).map_err(|e| LibrarianError::Store(format!("neo4j: {what}: {e}")))?;
+                f(&r).map_err(|source| LibrarianError::Neo4jRow {
+                    context: what.to_string(),
+                    source,
+                })?;
             }
             Ok(())
         })
@@ -414,220 +420,9 @@ impl GraphStore for Neo4jStore {
         files: &[(String, FileFacts)],
         graph: &Graph,
     ) -> Result<usize, LibrarianError> {
-        let this: &Neo4jStore = self;
-        let repo = this.repo.as_str();
         let slices = slices(graph);
-        // What the database holds now: each file's content hash and graph-slice fingerprint.
-        let mut stored: HashMap<String, (String, String)> = HashMap::new();
-        this.each_row(
-            query(
-                "MATCH (f:IndexedFile {repo: $repo}) RETURN f.path AS path, f.hash AS hash, \
-                 coalesce(f.slice, '') AS slice",
-            )
-            .param("repo", repo),
-            "reading indexed files",
-            |r| {
-                stored.insert(r.get("path")?, (r.get("hash")?, r.get("slice")?));
-                Ok(())
-            },
-        )?;
-        let current: HashMap<&str, &str> = files
-            .iter()
-            .map(|(hash, f)| (f.path.as_str(), hash.as_str()))
-            .collect();
-        // A file's slice is rewritten only when it changed; an unchanged file keeps its rows.
-        let changed: Vec<&str> = files
-            .iter()
-            .map(|(_, f)| f.path.as_str())
-            .filter(|p| {
-                let fingerprint = slices
-                    .get(p)
-                    .map_or(String::new(), |s| s.fingerprint.clone());
-                stored.get(*p).is_none_or(|(_, old)| *old != fingerprint)
-            })
-            .collect();
-        let changed_set: std::collections::HashSet<&str> = changed.iter().copied().collect();
-        let removed: Vec<&str> = stored
-            .keys()
-            .map(String::as_str)
-            .filter(|p| !current.contains_key(p))
-            .collect();
-        let empty = Slice::default();
-        let slice_of = |p: &str| slices.get(p).unwrap_or(&empty);
-        let facts_rows = files
-            .iter()
-            .filter(|(hash, f)| {
-                stored.get(&f.path).is_none_or(|(old, _)| old != hash)
-                    || changed_set.contains(f.path.as_str())
-            })
-            .map(|(hash, f)| {
-                let json = serde_json::to_string(f).expect("facts serialize");
-                row(vec![
-                    ("uid", s(&this.uid(&f.path))),
-                    ("path", s(&f.path)),
-                    ("hash", s(hash)),
-                    ("facts", s(&json)),
-                    ("slice", s(&slice_of(&f.path).fingerprint)),
-                ])
-            });
-        let gone: Vec<&str> = changed
-            .iter()
-            .chain(&removed)
-            .copied()
-            .filter(|p| stored.contains_key(*p))
-            .collect();
-        // Nodes of rewritten files that the new graph no longer has. Nodes that stay keep the
-        // edges other files have into them, so they are merged, not re-created.
-        let mut stale: Vec<String> = Vec::new();
-        if !gone.is_empty() {
-            let new_uids: std::collections::HashSet<String> = changed
-                .iter()
-                .flat_map(|p| slice_of(p).nodes.iter())
-                .map(|n| this.uid(&n.id))
-                .collect();
-            this.each_row(
-                query(
-                    "UNWIND $files AS f MATCH (n:CodeNode {file: f}) WHERE n.repo = $repo \
-                     RETURN n.uid AS uid",
-                )
-                .param("files", strings(&gone))
-                .param("repo", repo),
-                "reading the nodes of changed files",
-                |r| {
-                    let uid: String = r.get("uid")?;
-                    if !new_uids.contains(&uid) {
-                        stale.push(uid);
-                    }
-                    Ok(())
-                },
-            )?;
-        }
-        let node_rows = changed
-            .iter()
-            .flat_map(|p| slice_of(p).nodes.iter())
-            .map(|n| this.node_row(n));
-        let edge_rows = |kind: EdgeKind| {
-            changed
-                .iter()
-                .flat_map(|p| slice_of(p).edges.iter())
-                .filter(move |e| e.kind == kind)
-                .map(|e| {
-                    row(vec![
-                        ("s", s(&this.uid(&e.source))),
-                        ("t", s(&this.uid(&e.target))),
-                        ("line", int(e.line)),
-                        ("confidence", BoltType::Float(BoltFloat::new(e.confidence))),
-                    ])
-                })
-        };
-        // Unresolved references have no identity of their own: their file and position in it
-        // are the key, and a changed file's old ones are deleted first.
-        let unresolved_rows = changed.iter().flat_map(|p| {
-            slice_of(p)
-                .unresolved
-                .iter()
-                .enumerate()
-                .map(move |(i, u)| {
-                    row(vec![
-                        ("uid", s(&this.uid(&format!("{p}\u{1f}{i}")))),
-                        ("source", s(&u.source)),
-                        ("name", s(&u.name)),
-                        ("file", s(&u.file)),
-                        ("line", int(u.line)),
-                    ])
-                })
-        });
-        this.rt.block_on(async {
-            let mut txn = this
-                .graph
-                .start_txn()
-                .await
-                .map_err(|e| err("starting a transaction", e))?;
-            let mut written = 0;
-            // Clear what changed or went: the outgoing edges and unresolved references of those
-            // files, their vanished nodes, and the records of deleted files. Each statement
-            // goes through an index (file or uid); a first save has nothing to clear.
-            let removed_uids: Vec<String> = removed.iter().map(|p| this.uid(p)).collect();
-            let clear = [
-                (
-                    "UNWIND $list AS f MATCH (n:CodeNode {file: f})-[e]->() WHERE n.repo = $repo DELETE e",
-                    strings(&gone),
-                ),
-                (
-                    "UNWIND $list AS f MATCH (u:UnresolvedRef {file: f}) WHERE u.repo = $repo DELETE u",
-                    strings(&gone),
-                ),
-                (
-                    "UNWIND $list AS u MATCH (n:CodeNode {uid: u}) DETACH DELETE n",
-                    strings(&stale),
-                ),
-                (
-                    "UNWIND $list AS u MATCH (f:IndexedFile {uid: u}) DELETE f",
-                    strings(&removed_uids),
-                ),
-            ];
-            for (cypher, list) in clear {
-                if matches!(&list, BoltType::List(l) if l.value.is_empty()) {
-                    continue;
-                }
-                txn.run(query(cypher).param("repo", repo).param("list", list))
-                    .await
-                    .map_err(|e| err("removing outdated rows", e))?;
-            }
-            written += batched(
-                &mut txn,
-                "UNWIND $rows AS r MERGE (f:IndexedFile {uid: r.uid}) SET f.repo = $repo, \
-                 f.path = r.path, f.hash = r.hash, f.facts = r.facts, f.slice = r.slice",
-                facts_rows,
-                repo,
-                "writing indexed files",
-            )
-            .await?;
-            written += batched(
-                &mut txn,
-                "UNWIND $rows AS r MERGE (n:CodeNode {uid: r.uid}) SET n.repo = $repo, \
-                 n.id = r.id, n.kind = r.kind, n.symbol = r.symbol, n.file = r.file, \
-                 n.start_line = r.start_line, n.end_line = r.end_line, \
-                 n.start_byte = r.start_byte, n.end_byte = r.end_byte, \
-                 n.signature = r.signature, n.doc = r.doc, n.hash = r.hash",
-                node_rows,
-                repo,
-                "writing nodes",
-            )
-            .await?;
-            for kind in EdgeKind::ALL {
-                let cypher = format!(
-                    "UNWIND $rows AS r MATCH (a:CodeNode {{uid: r.s}}) MATCH (b:CodeNode {{uid: r.t}}) \
-                     MERGE (a)-[e:{} {{line: r.line}}]->(b) SET e.confidence = r.confidence",
-                    kind.name()
-                );
-                written +=
-                    batched(&mut txn, &cypher, edge_rows(kind), repo, "writing edges").await?;
-            }
-            written += batched(
-                &mut txn,
-                "UNWIND $rows AS r MERGE (u:UnresolvedRef {uid: r.uid}) SET u.repo = $repo, \
-                 u.source = r.source, u.name = r.name, u.file = r.file, u.line = r.line",
-                unresolved_rows,
-                repo,
-                "writing unresolved references",
-            )
-            .await?;
-            txn.run(
-                query(
-                    "MERGE (g:OuroborosGraph {uid: $repo}) SET g.repo = $repo, \
-                     g.schema_version = $version",
-                )
-                .param("repo", repo)
-                .param("version", SCHEMA_VERSION),
-            )
-            .await
-            .map_err(|e| err("writing the schema version", e))?;
-            txn.commit()
-                .await
-                .map_err(|e| err("committing the graph", e))?;
-            Ok(written)
-        })
+        let plan = self.plan_save(files, &slices)?;
+        self.write_save(&slices, &plan)
     }
 
     fn load_graph(&self) -> Result<Graph, LibrarianError> {
@@ -708,6 +503,277 @@ impl GraphStore for Neo4jStore {
             edges: count("MATCH (:CodeNode {repo: $repo})-[e]->() RETURN count(e) AS v")?,
             unresolved: count("MATCH (u:UnresolvedRef {repo: $repo}) RETURN count(u) AS v")?,
         })
+    }
+}
+
+/// What a save must change: which files' slices are rewritten, which went, and which of their
+/// stored nodes the new graph no longer has.
+struct SavePlan {
+    /// Files whose slice of the graph changed (or is new).
+    changed: Vec<String>,
+    /// Files stored before and gone now.
+    removed: Vec<String>,
+    /// Changed or removed files that have rows to clear.
+    gone: Vec<String>,
+    /// Nodes of rewritten files that the new graph no longer has.
+    stale: Vec<String>,
+    /// The IndexedFile rows to write: files whose content or slice changed.
+    file_rows: Vec<(BoltType, usize)>,
+}
+
+impl Neo4jStore {
+    /// Compare the stored fingerprints with the new graph's slices.
+    fn plan_save(
+        &self,
+        files: &[(String, FileFacts)],
+        slices: &HashMap<&str, Slice<'_>>,
+    ) -> Result<SavePlan, LibrarianError> {
+        // What the database holds now: each file's content hash and graph-slice fingerprint.
+        let mut stored: HashMap<String, (String, String)> = HashMap::new();
+        self.each_row(
+            query(
+                "MATCH (f:IndexedFile {repo: $repo}) RETURN f.path AS path, f.hash AS hash, \
+                 coalesce(f.slice, '') AS slice",
+            )
+            .param("repo", self.repo.as_str()),
+            "reading indexed files",
+            |r| {
+                stored.insert(r.get("path")?, (r.get("hash")?, r.get("slice")?));
+                Ok(())
+            },
+        )?;
+        let fingerprint = |p: &str| {
+            slices
+                .get(p)
+                .map_or(String::new(), |s| s.fingerprint.clone())
+        };
+        // A file's slice is rewritten only when it changed; an unchanged file keeps its rows.
+        let changed: Vec<String> = files
+            .iter()
+            .map(|(_, f)| f.path.clone())
+            .filter(|p| stored.get(p).is_none_or(|(_, old)| *old != fingerprint(p)))
+            .collect();
+        let current: std::collections::HashSet<&str> =
+            files.iter().map(|(_, f)| f.path.as_str()).collect();
+        let removed: Vec<String> = stored
+            .keys()
+            .filter(|p| !current.contains(p.as_str()))
+            .cloned()
+            .collect();
+        let file_rows = files
+            .iter()
+            .filter(|(hash, f)| {
+                stored.get(&f.path).is_none_or(|(old, _)| old != hash) || changed.contains(&f.path)
+            })
+            .map(|(hash, f)| {
+                let json = serde_json::to_string(f).expect("facts serialize");
+                row(vec![
+                    ("uid", s(&self.uid(&f.path))),
+                    ("path", s(&f.path)),
+                    ("hash", s(hash)),
+                    ("facts", s(&json)),
+                    ("slice", s(&fingerprint(&f.path))),
+                ])
+            })
+            .collect();
+        let gone: Vec<String> = changed
+            .iter()
+            .chain(&removed)
+            .filter(|p| stored.contains_key(*p))
+            .cloned()
+            .collect();
+        let stale = self.stale_nodes(&gone, &changed, slices)?;
+        Ok(SavePlan {
+            changed,
+            removed,
+            gone,
+            stale,
+            file_rows,
+        })
+    }
+
+    /// Nodes of rewritten files that the new graph no longer has. Nodes that stay keep the
+    /// edges other files have into them, so they are merged, not re-created.
+    fn stale_nodes(
+        &self,
+        gone: &[String],
+        changed: &[String],
+        slices: &HashMap<&str, Slice<'_>>,
+    ) -> Result<Vec<String>, LibrarianError> {
+        let mut stale = Vec::new();
+        if gone.is_empty() {
+            return Ok(stale);
+        }
+        let new_uids: std::collections::HashSet<String> = changed
+            .iter()
+            .filter_map(|p| slices.get(p.as_str()))
+            .flat_map(|s| s.nodes.iter())
+            .map(|n| self.uid(&n.id))
+            .collect();
+        self.each_row(
+            query(
+                "UNWIND $files AS f MATCH (n:CodeNode {file: f}) WHERE n.repo = $repo \
+                 RETURN n.uid AS uid",
+            )
+            .param("files", strings(gone))
+            .param("repo", self.repo.as_str()),
+            "reading the nodes of changed files",
+            |r| {
+                let uid: String = r.get("uid")?;
+                if !new_uids.contains(&uid) {
+                    stale.push(uid);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(stale)
+    }
+
+    /// Write a planned save in one transaction: clear what changed or went, then merge files,
+    /// nodes, edges and unresolved references in batches.
+    fn write_save(
+        &self,
+        slices: &HashMap<&str, Slice<'_>>,
+        plan: &SavePlan,
+    ) -> Result<usize, LibrarianError> {
+        let repo = self.repo.as_str();
+        let empty = Slice::default();
+        let slice_of = |p: &str| slices.get(p).unwrap_or(&empty);
+        let changed = &plan.changed;
+        let node_rows = changed
+            .iter()
+            .flat_map(|p| slice_of(p).nodes.iter())
+            .map(|n| self.node_row(n));
+        let edge_rows = |kind: EdgeKind| {
+            changed
+                .iter()
+                .flat_map(|p| slice_of(p).edges.iter())
+                .filter(move |e| e.kind == kind)
+                .map(|e| {
+                    row(vec![
+                        ("s", s(&self.uid(&e.source))),
+                        ("t", s(&self.uid(&e.target))),
+                        ("line", int(e.line)),
+                        ("confidence", BoltType::Float(BoltFloat::new(e.confidence))),
+                    ])
+                })
+        };
+        // Unresolved references have no identity of their own: their file and position in it
+        // are the key, and a changed file's old ones are deleted first.
+        let unresolved_rows = changed.iter().flat_map(|p| {
+            slice_of(p)
+                .unresolved
+                .iter()
+                .enumerate()
+                .map(move |(i, u)| {
+                    row(vec![
+                        ("uid", s(&self.uid(&format!("{p}\u{1f}{i}")))),
+                        ("source", s(&u.source)),
+                        ("name", s(&u.name)),
+                        ("file", s(&u.file)),
+                        ("line", int(u.line)),
+                    ])
+                })
+        });
+        self.rt.block_on(async {
+            let mut txn = self
+                .graph
+                .start_txn()
+                .await
+                .map_err(|e| err("starting a transaction", e))?;
+            self.clear(&mut txn, plan).await?;
+            let mut written = batched(
+                &mut txn,
+                "UNWIND $rows AS r MERGE (f:IndexedFile {uid: r.uid}) SET f.repo = $repo, \
+                 f.path = r.path, f.hash = r.hash, f.facts = r.facts, f.slice = r.slice",
+                plan.file_rows.iter().cloned(),
+                repo,
+                "writing indexed files",
+            )
+            .await?;
+            written += batched(
+                &mut txn,
+                "UNWIND $rows AS r MERGE (n:CodeNode {uid: r.uid}) SET n.repo = $repo, \
+                 n.id = r.id, n.kind = r.kind, n.symbol = r.symbol, n.file = r.file, \
+                 n.start_line = r.start_line, n.end_line = r.end_line, \
+                 n.start_byte = r.start_byte, n.end_byte = r.end_byte, \
+                 n.signature = r.signature, n.doc = r.doc, n.hash = r.hash",
+                node_rows,
+                repo,
+                "writing nodes",
+            )
+            .await?;
+            for kind in EdgeKind::ALL {
+                let cypher = format!(
+                    "UNWIND $rows AS r MATCH (a:CodeNode {{uid: r.s}}) MATCH (b:CodeNode {{uid: r.t}}) \
+                     MERGE (a)-[e:{} {{line: r.line}}]->(b) SET e.confidence = r.confidence",
+                    kind.name()
+                );
+                written +=
+                    batched(&mut txn, &cypher, edge_rows(kind), repo, "writing edges").await?;
+            }
+            written += batched(
+                &mut txn,
+                "UNWIND $rows AS r MERGE (u:UnresolvedRef {uid: r.uid}) SET u.repo = $repo, \
+                 u.source = r.source, u.name = r.name, u.file = r.file, u.line = r.line",
+                unresolved_rows,
+                repo,
+                "writing unresolved references",
+            )
+            .await?;
+            txn.run(
+                query(
+                    "MERGE (g:OuroborosGraph {uid: $repo}) SET g.repo = $repo, \
+                     g.schema_version = $version",
+                )
+                .param("repo", repo)
+                .param("version", SCHEMA_VERSION),
+            )
+            .await
+            .map_err(|e| err("writing the schema version", e))?;
+            txn.commit()
+                .await
+                .map_err(|e| err("committing the graph", e))?;
+            Ok(written)
+        })
+    }
+
+    /// Clear what changed or went: the outgoing edges and unresolved references of those
+    /// files, their vanished nodes, and the records of deleted files. Each statement goes
+    /// through an index (file or uid); a first save has nothing to clear.
+    async fn clear(&self, txn: &mut neo4rs::Txn, plan: &SavePlan) -> Result<(), LibrarianError> {
+        let removed_uids: Vec<String> = plan.removed.iter().map(|p| self.uid(p)).collect();
+        let clear = [
+            (
+                "UNWIND $list AS f MATCH (n:CodeNode {file: f})-[e]->() WHERE n.repo = $repo DELETE e",
+                strings(&plan.gone),
+            ),
+            (
+                "UNWIND $list AS f MATCH (u:UnresolvedRef {file: f}) WHERE u.repo = $repo DELETE u",
+                strings(&plan.gone),
+            ),
+            (
+                "UNWIND $list AS u MATCH (n:CodeNode {uid: u}) DETACH DELETE n",
+                strings(&plan.stale),
+            ),
+            (
+                "UNWIND $list AS u MATCH (f:IndexedFile {uid: u}) DELETE f",
+                strings(&removed_uids),
+            ),
+        ];
+        for (cypher, list) in clear {
+            if matches!(&list, BoltType::List(l) if l.value.is_empty()) {
+                continue;
+            }
+            txn.run(
+                query(cypher)
+                    .param("repo", self.repo.as_str())
+                    .param("list", list),
+            )
+            .await
+            .map_err(|e| err("removing outdated rows", e))?;
+        }
+        Ok(())
     }
 }
 

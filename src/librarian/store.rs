@@ -44,7 +44,7 @@ pub struct SqliteStore {
 }
 
 fn db(e: rusqlite::Error) -> LibrarianError {
-    LibrarianError::Store(e.to_string())
+    LibrarianError::Sqlite(e)
 }
 
 const INDEXES: &str = "
@@ -69,8 +69,10 @@ CREATE TABLE IF NOT EXISTS unresolved (source TEXT NOT NULL, name TEXT NOT NULL,
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, LibrarianError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| LibrarianError::Io(dir.display().to_string(), e))?;
+            std::fs::create_dir_all(dir).map_err(|source| LibrarianError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let conn = Connection::open(path).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")

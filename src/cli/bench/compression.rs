@@ -160,31 +160,14 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             continue;
         }
         used += 1;
-        for (si, &strategy) in args.scorers.iter().enumerate() {
-            // Score once (into the cache) and time it apart from the budget fitting.
-            let started = Instant::now();
-            if strategy.scored() {
-                scorers
-                    .compressor(strategy)
-                    .compress(&unit, &code, &candidates, whole)?;
-            }
-            score_ms[si].push(started.elapsed().as_secs_f64() * 1e3);
-            for (bi, &pct) in args.budgets.iter().enumerate() {
-                let started = Instant::now();
-                let budget = whole * pct as usize / 100;
-                let out =
-                    scorers
-                        .compressor(strategy)
-                        .compress(&unit, &code, &candidates, budget)?;
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                tally(
-                    &mut tallies[si * args.budgets.len() + bi],
-                    &out,
-                    &in_context,
-                    ms,
-                );
-            }
-        }
+        let sample = Sample {
+            unit: &unit,
+            code: &code,
+            candidates: &candidates,
+            whole,
+            called: &in_context,
+        };
+        measure(&mut scorers, args, &sample, &mut tallies, &mut score_ms)?;
         eprint!("\r{used}/{} functions", args.sample);
     }
     eprintln!();
@@ -195,10 +178,67 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             args.min_context
         );
     }
+    Ok(table(args, &engine, &scorers, &tallies, &score_ms, used))
+}
+
+/// One sampled function: its code, its context candidates, their whole size in tokens, and the
+/// definitions it calls that are among them.
+struct Sample<'a> {
+    unit: &'a crate::reasoner::EditUnit,
+    code: &'a str,
+    candidates: &'a [crate::compressor::Candidate],
+    whole: usize,
+    called: &'a [&'a str],
+}
+
+/// Compress one sample with every scorer at every budget.
+fn measure(
+    scorers: &mut ScorerSet,
+    args: &Args,
+    s: &Sample,
+    tallies: &mut [Tally],
+    score_ms: &mut [Vec<f64>],
+) -> anyhow::Result<()> {
+    for (si, &strategy) in args.scorers.iter().enumerate() {
+        // Score once (into the cache) and time it apart from the budget fitting.
+        let started = Instant::now();
+        if strategy.scored() {
+            scorers
+                .compressor(strategy)
+                .compress(s.unit, s.code, s.candidates, s.whole)?;
+        }
+        score_ms[si].push(started.elapsed().as_secs_f64() * 1e3);
+        for (bi, &pct) in args.budgets.iter().enumerate() {
+            let started = Instant::now();
+            let budget = s.whole * pct as usize / 100;
+            let out =
+                scorers
+                    .compressor(strategy)
+                    .compress(s.unit, s.code, s.candidates, budget)?;
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            tally(
+                &mut tallies[si * args.budgets.len() + bi],
+                &out,
+                s.called,
+                ms,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn table(
+    args: &Args,
+    engine: &crate::engine::Engine,
+    scorers: &ScorerSet,
+    tallies: &[Tally],
+    score_ms: &[Vec<f64>],
+    used: usize,
+) -> Report {
     let mut report = Report::new(&COLUMNS);
-    report.note = format!("tokens counted with {}'s tokenizer", model.name);
+    report.note = format!("tokens counted with {}'s tokenizer", engine.model.name);
     for (si, strategy) in args.scorers.iter().enumerate() {
-        let mut meta = Common::meta(&engine);
+        let mut meta = Common::meta(engine);
         meta.model = match strategy {
             Strategy::Model => meta.model,
             Strategy::Causal => scorers.causal_name().unwrap_or("-").to_string(),
@@ -233,7 +273,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             );
         }
     }
-    Ok(report)
+    report
 }
 
 /// The share of the called definitions that survived, in each sense of surviving.
