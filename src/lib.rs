@@ -8,6 +8,7 @@
 //! before write), [`patch`] (diff, backup, atomic write, rollback) and [`provenance`]; the
 //! [`pipeline`] runs them in order and the [`cli`] drives it.
 
+pub mod behaviour;
 pub mod builder;
 pub mod checkpoint;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod diffusion;
 pub mod engine;
 pub mod gate;
 pub mod hash;
+pub mod interrupt;
 pub mod lang;
 pub mod librarian;
 pub mod models;

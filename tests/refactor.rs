@@ -8,64 +8,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use candle_core::{Device, Tensor};
 use support::{copy_tree, ouroboros, record, run_id, text, tree, TINY_LLADA as TINY};
 
-fn always_writes(token_id: usize, dir: &Path) -> PathBuf {
-    fs::create_dir_all(dir).unwrap();
-    for f in ["config.json", "tokenizer.json", "generation_config.json"] {
-        fs::copy(Path::new(TINY).join(f), dir.join(f)).unwrap();
-    }
-    let mut w: HashMap<String, Tensor> =
-        candle_core::safetensors::load(Path::new(TINY).join("model.safetensors"), &Device::Cpu)
-            .unwrap();
-    let get = |w: &HashMap<String, Tensor>, k: &str| -> (Vec<f32>, Vec<usize>) {
-        let t = &w[k];
-        (
-            t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            t.dims().to_vec(),
-        )
-    };
-    let (mut norm, shape) = get(&w, "model.transformer.ln_f.weight");
-    norm.iter_mut()
-        .enumerate()
-        .for_each(|(i, v)| *v = if i == 0 { 1.0 } else { 0.0 });
-    w.insert(
-        "model.transformer.ln_f.weight".into(),
-        Tensor::from_vec(norm, shape, &Device::Cpu).unwrap(),
-    );
-    let (mut emb, shape) = get(&w, "model.transformer.wte.weight");
-    let d = shape[1];
-    for row in emb.chunks_mut(d) {
-        row[0] = 10.0;
-    }
-    w.insert(
-        "model.transformer.wte.weight".into(),
-        Tensor::from_vec(emb, shape, &Device::Cpu).unwrap(),
-    );
-    let (mut head, shape) = get(&w, "model.transformer.ff_out.weight");
-    let d = shape[1];
-    for (r, row) in head.chunks_mut(d).enumerate() {
-        row.iter_mut().for_each(|v| *v = 0.0);
-        if r == token_id {
-            row[0] = 50.0;
-        }
-    }
-    w.insert(
-        "model.transformer.ff_out.weight".into(),
-        Tensor::from_vec(head, shape, &Device::Cpu).unwrap(),
-    );
-    candle_core::safetensors::save(&w, dir.join("model.safetensors")).unwrap();
-    dir.to_path_buf()
-}
-
-const OPEN_PAREN: usize = 10;
-const SEMICOLON: usize = 29;
+use support::{always_writes, ONE, OPEN_PAREN, SEMICOLON};
 
 const PY: &str = "def total(items):\n    s = 0\n    for i in items:\n        s += i\n    return s\n\n\ndef mean(items):\n    return total(items) / len(items)\n";
 const JS: &str = "function helper(a) {\n  const b = a + 1;\n  return b;\n}\n\nfunction main() {\n  return helper(2);\n}\n";
@@ -146,8 +95,9 @@ fn output_that_fails_the_gate_is_never_written_in_safe_mode() {
 #[test]
 fn valid_patches_apply_below_max_risk_and_roll_back() {
     let models = tempfile::tempdir().unwrap();
-    let semi = always_writes(SEMICOLON, &models.path().join("semi"));
-    let semi = semi.to_str().unwrap();
+    // Bodies of `1111…`: JavaScript that parses and is no placeholder (`;;;;` would be one).
+    let ones = always_writes(ONE, &models.path().join("ones"));
+    let ones = ones.to_str().unwrap();
     let dir = project();
 
     // Over the risk limit: listed, not written.
@@ -159,7 +109,7 @@ fn valid_patches_apply_below_max_risk_and_roll_back() {
             "-t",
             "util.js",
             "--model",
-            semi,
+            ones,
             "--auto-apply",
             "--max-risk",
             "0",
@@ -169,6 +119,8 @@ fn valid_patches_apply_below_max_risk_and_roll_back() {
     assert!(text(&o).contains("needs review"), "{}", text(&o));
     assert_eq!(fs::read_to_string(dir.path().join("util.js")).unwrap(), JS);
 
+    // No test reaches these units, and they lost their return values: that costs risk (0.15
+    // each), so the limit is raised to let them through.
     let o = ouroboros(
         dir.path(),
         &[
@@ -177,17 +129,19 @@ fn valid_patches_apply_below_max_risk_and_roll_back() {
             "-t",
             "util.js",
             "--model",
-            semi,
+            ones,
             "--auto-apply",
+            "--max-risk",
+            "0.5",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let patched = fs::read_to_string(dir.path().join("util.js")).unwrap();
     assert!(
-        patched.starts_with("function helper(a) {\n;;;;"),
+        patched.starts_with("function helper(a) {\n1111"),
         "{patched}"
     );
-    assert!(patched.contains("function main() {\n;;;;"), "{patched}");
+    assert!(patched.contains("function main() {\n1111"), "{patched}");
     let id = run_id(&o);
     let r = record(dir.path(), &id);
     assert_eq!(r["success"], true);
@@ -197,8 +151,13 @@ fn valid_patches_apply_below_max_risk_and_roll_back() {
     assert_eq!(units[0]["symbol"], "util.js:helper");
     for u in units {
         assert_eq!(u["status"], "applied");
-        assert!(u["risk"].as_f64().unwrap() <= 0.3);
+        assert!(u["risk"].as_f64().unwrap() <= 0.5);
         assert_eq!(u["retries"], 0);
+        assert_eq!(u["tests"], "untested");
+        assert!(
+            u["semantic"][0].as_str().unwrap().contains("lost return"),
+            "{u}"
+        );
     }
     let generate: Vec<&serde_json::Value> = r["models_used"]
         .as_array()

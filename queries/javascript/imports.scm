@@ -24,3 +24,17 @@
     function: (identifier) @require
     arguments: (arguments (string (string_fragment) @source)))
   (#eq? @require "require"))
+
+; CommonJS, destructured: `const { a, b: c } = require('./m')`
+(variable_declarator
+  name: (object_pattern (shorthand_property_identifier_pattern) @name)
+  value: (call_expression
+    function: (identifier) @require
+    arguments: (arguments (string (string_fragment) @source)))
+  (#eq? @require "require"))
+(variable_declarator
+  name: (object_pattern (pair_pattern key: (property_identifier) @name value: (identifier) @alias))
+  value: (call_expression
+    function: (identifier) @require
+    arguments: (arguments (string (string_fragment) @source)))
+  (#eq? @require "require"))

@@ -1,18 +1,23 @@
-//! The self-healing loop: write a unit, judge the patched file with the gate, and on failure
-//! try again, up to `max_retries` times, alternating two ways of fixing it:
+//! The self-healing loop: write a unit, judge it, and on failure try again, up to
+//! `max_retries` times. A [`Judge`] gives the verdict: the syntax gate on the patched file, and
+//! whatever else the caller checks (the pipeline runs the tests that reach the unit). Failures
+//! of the syntax gate alternate two ways of fixing them:
 //! 1. **repair** (first): re-mask only the tokens around the gate's error spans and denoise them
 //!    with the rest of the canvas fixed;
 //! 2. **regenerate**: write the body afresh with another seed, with the gate's error summary
 //!    added to the context as a comment (the seed's method, in infill form).
 //!
-//! Repair works on the latest draft, so a regeneration followed by a repair polishes the new
-//! body. Every attempt is logged for provenance.
+//! Code that parses but fails the rest of the judgement (a test it breaks) is regenerated, with
+//! what failed as the feedback: there are no error spans to re-mask. Repair works on the latest
+//! draft, so a regeneration followed by a repair polishes the new body. Every attempt is logged
+//! for provenance.
 
 use std::time::Instant;
 
 use super::{BuildError, Builder, Draft};
 use crate::diffusion::GenerateConfig;
-use crate::gate::{Gate, GateReport, Language, SourceKind};
+use crate::gate::{Gate, GateReport};
+use crate::lang::{Language, SourceKind};
 
 #[derive(Debug, Clone, Copy)]
 pub struct HealOptions {
@@ -62,9 +67,50 @@ pub struct AttemptLog {
     pub duration_ms: f64,
 }
 
+/// A judge's verdict on a draft.
+pub struct Verdict {
+    /// The syntax gate on the patched file.
+    pub report: GateReport,
+    /// Why code that parses is still not good enough, in words a regeneration can use.
+    pub rejected: Option<String>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.report.is_valid && self.rejected.is_none()
+    }
+
+    /// What the next attempt is told.
+    fn feedback(&self) -> Feedback<'_> {
+        match &self.rejected {
+            Some(why) if self.report.is_valid => Feedback::Rejected(why),
+            _ => Feedback::Parse(&self.report.error_summary),
+        }
+    }
+}
+
+/// Judges each draft of a unit.
+pub trait Judge {
+    fn judge(&mut self, site: &Site, draft: &Draft) -> Result<Verdict, BuildError>;
+}
+
+/// The syntax gate alone.
+pub struct SyntaxJudge<'g>(pub &'g Gate);
+
+impl Judge for SyntaxJudge<'_> {
+    fn judge(&mut self, site: &Site, draft: &Draft) -> Result<Verdict, BuildError> {
+        Ok(Verdict {
+            report: syntax(self.0, site, draft),
+            rejected: None,
+        })
+    }
+}
+
 pub struct Healed {
     pub draft: Draft,
     pub report: GateReport,
+    /// Why the final draft was rejected although it parses (see [`Verdict::rejected`]).
+    pub rejected: Option<String>,
     pub attempts: Vec<AttemptLog>,
     /// The first generation's body tokens and its denoising time, before any healing.
     pub first_body_tokens: Vec<u32>,
@@ -73,7 +119,7 @@ pub struct Healed {
 
 impl Healed {
     pub fn passed(&self) -> bool {
-        self.report.is_valid
+        self.report.is_valid && self.rejected.is_none()
     }
     pub fn passed_first(&self) -> bool {
         self.attempts.first().is_some_and(|a| a.passed)
@@ -88,8 +134,33 @@ pub struct Site<'a> {
     pub span: usize,
 }
 
-/// Renders the instruct prompt, with the gate's error summary from a failed attempt if any.
-pub type RenderPrompt<'a> = &'a dyn Fn(Option<&str>) -> Result<String, minijinja::Error>;
+/// What went wrong with the previous attempt, for the next one's prompt.
+#[derive(Debug, Clone, Copy)]
+pub enum Feedback<'a> {
+    /// The gate's error summary: the code did not parse.
+    Parse(&'a str),
+    /// It parsed but was rejected (the tests it broke, with their messages).
+    Rejected(&'a str),
+}
+
+impl Feedback<'_> {
+    pub fn text(&self) -> &str {
+        match self {
+            Feedback::Parse(t) | Feedback::Rejected(t) => t,
+        }
+    }
+
+    /// How the prompt introduces it.
+    pub fn heading(&self) -> &'static str {
+        match self {
+            Feedback::Parse(_) => "failed to parse",
+            Feedback::Rejected(_) => "parsed but broke the project's tests",
+        }
+    }
+}
+
+/// Renders the instruct prompt, with what was wrong with a failed attempt if any.
+pub type RenderPrompt<'a> = &'a dyn Fn(Option<Feedback>) -> Result<String, minijinja::Error>;
 
 pub enum Request<'a> {
     /// Replace the body lines (1-based, inclusive) with `context` ahead of the file.
@@ -109,14 +180,12 @@ fn write(
     builder: &Builder,
     site: &Site,
     cfg: &GenerateConfig,
-    feedback: Option<&str>,
+    feedback: Option<Feedback>,
 ) -> Result<Draft, BuildError> {
     match &site.request {
         Request::Infill { lines, context } => {
             let context = match feedback {
-                Some(summary) => {
-                    format!("{context}{}", feedback_comment(site.kind.language, summary))
-                }
+                Some(f) => format!("{context}{}", feedback_comment(site.kind.language, f)),
                 None => context.to_string(),
             };
             builder.infill(site.original, *lines, &context, site.span, cfg)
@@ -134,7 +203,7 @@ fn write(
 
 /// The gate's verdict on a draft; a draft with no usable code fails whatever the gate says
 /// (an instruct answer that dropped the unit would otherwise pass as a deletion).
-fn judge(gate: &Gate, site: &Site, draft: &Draft) -> GateReport {
+pub fn syntax(gate: &Gate, site: &Site, draft: &Draft) -> GateReport {
     let mut report = gate.check_change(site.original, &draft.patched(), site.kind);
     if let Some(problem) = &draft.problem {
         report.is_valid = false;
@@ -147,24 +216,28 @@ fn judge(gate: &Gate, site: &Site, draft: &Draft) -> GateReport {
 
 pub fn build(
     builder: &Builder,
-    gate: &Gate,
+    judge: &mut dyn Judge,
     site: &Site,
     cfg: &GenerateConfig,
     opts: HealOptions,
 ) -> Result<Healed, BuildError> {
     let started = Instant::now();
     let mut draft = write(builder, site, cfg, None)?;
-    let mut report = judge(gate, site, &draft);
-    let mut attempts = vec![log(0, Action::Generate, &draft, &report, None, started)];
+    let mut verdict = judge.judge(site, &draft)?;
+    let mut attempts = vec![log(0, Action::Generate, &draft, &verdict, None, started)];
     let first_body_tokens = draft.body_tokens();
     let first_seconds = draft.generation.seconds;
     for attempt in 1..=opts.max_retries {
-        if report.is_valid {
+        if verdict.passed() {
             break;
         }
         let started = Instant::now();
-        let (action, remasked) = if attempt % 2 == 1 {
-            let errors: Vec<_> = report.blocking().map(|e| e.byte_range.clone()).collect();
+        let (action, remasked) = if !verdict.report.is_valid && attempt % 2 == 1 {
+            let errors: Vec<_> = verdict
+                .report
+                .blocking()
+                .map(|e| e.byte_range.clone())
+                .collect();
             let (fixed, n) = builder.repair(&draft, &errors, opts.margin, cfg)?;
             draft = fixed;
             (Action::Repair, Some(n))
@@ -173,15 +246,16 @@ pub fn build(
                 seed: cfg.seed.wrapping_add(attempt as u64),
                 ..cfg.clone()
             };
-            draft = write(builder, site, &reseeded, Some(&report.error_summary))?;
+            draft = write(builder, site, &reseeded, Some(verdict.feedback()))?;
             (Action::Regenerate, None)
         };
-        report = judge(gate, site, &draft);
-        attempts.push(log(attempt, action, &draft, &report, remasked, started));
+        verdict = judge.judge(site, &draft)?;
+        attempts.push(log(attempt, action, &draft, &verdict, remasked, started));
     }
     Ok(Healed {
         draft,
-        report,
+        report: verdict.report,
+        rejected: verdict.rejected,
         attempts,
         first_body_tokens,
         first_seconds,
@@ -192,16 +266,17 @@ fn log(
     attempt: u32,
     action: Action,
     draft: &Draft,
-    report: &GateReport,
+    verdict: &Verdict,
     remasked: Option<usize>,
     started: Instant,
 ) -> AttemptLog {
     AttemptLog {
         attempt,
         action,
-        passed: report.is_valid,
-        errors: report
-            .error_summary
+        passed: verdict.passed(),
+        errors: verdict
+            .feedback()
+            .text()
             .lines()
             .map(str::to_string)
             .filter(|l| !l.is_empty())
@@ -213,15 +288,14 @@ fn log(
     }
 }
 
-/// The gate's summary as a comment ahead of the file, so the regenerated body sees what broke.
-fn feedback_comment(language: Language, summary: &str) -> String {
-    let c = if language == Language::Python {
-        "#"
-    } else {
-        "//"
-    };
-    let mut out = format!("{c} A previous version of the code below failed to parse:\n");
-    for line in summary.lines().filter(|l| !l.trim().is_empty()) {
+/// What went wrong as a comment ahead of the file, so the regenerated body sees what broke.
+fn feedback_comment(language: Language, feedback: Feedback) -> String {
+    let c = language.line_comment();
+    let mut out = format!(
+        "{c} A previous version of the code below {}:\n",
+        feedback.heading()
+    );
+    for line in feedback.text().lines().filter(|l| !l.trim().is_empty()) {
         out.push_str(&format!("{c}   {line}\n"));
     }
     out

@@ -31,6 +31,9 @@ pub enum BuildError {
     SpanTooLong { span: usize, max: usize },
     #[error("rendering the chat template")]
     Template(#[from] minijinja::Error),
+    /// The judge could not give a verdict (its caller keeps the reason).
+    #[error("judging the draft failed")]
+    Judge,
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 
-use super::heal::{build, Action, HealOptions, Request, Site};
+use super::heal::{build, Action, HealOptions, Request, Site, SyntaxJudge};
 use super::*;
 use crate::diffusion::{EosPolicy, Overrides, SamplerKind, TokenSampling};
 use crate::gate::{Gate, Language};
@@ -127,7 +127,7 @@ fn healing_alternates_repair_and_regeneration_and_stops_when_it_passes() {
     };
     let healed = build(
         &b,
-        &gate,
+        &mut SyntaxJudge(&gate),
         &site,
         &cfg(8),
         HealOptions {

@@ -17,6 +17,7 @@ mod replay;
 mod rollback;
 mod serve;
 mod status;
+mod test_opts;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -73,7 +74,7 @@ pub enum Command {
     Plan(plan::Args),
     /// Rewrite functions with the diffusion model: plan, compress, build, gate, heal, score
     /// risk, then show, save or apply the patches, and record the run.
-    Refactor(refactor::Args),
+    Refactor(Box<refactor::Args>),
     /// Run a recorded refactor again from its provenance and check the output is identical.
     Replay(replay::Args),
     /// Show one run's provenance: models, safety checks, files.
@@ -103,7 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(a) => index::run(a),
         Command::Deps(a) => deps::run(a),
         Command::Plan(a) => plan::run(a),
-        Command::Refactor(a) => refactor::run(a),
+        Command::Refactor(a) => refactor::run(*a),
         Command::Replay(a) => replay::run(a),
         Command::Status(a) => status::run(a),
         Command::ListRuns(a) => list_runs::run(a),

@@ -11,13 +11,15 @@ use super::exit;
 use super::gen_opts::{ModelArgs, SamplingArgs};
 use super::graph_opts::GraphArgs;
 use super::reasoner_opts::ReasonerArgs;
+use super::test_opts::TestArgs;
 use crate::compressor::Strategy;
 use crate::engine::Mode;
 use crate::gate::PythonTarget;
+use crate::interrupt;
 use crate::lang::SourceKind;
 use crate::pipeline::{
-    self, interrupt, ApplyOptions, BuildOptions, CompressOptions, PipelineError, Reasoning,
-    Request, RunOptions, RunReport,
+    self, ApplyOptions, BuildOptions, CompressOptions, PipelineError, Reasoning, Request,
+    RunOptions, RunReport,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +74,8 @@ pub struct Args {
     pub budget: Option<usize>,
     #[arg(long, default_value = "3.12")]
     pub python_version: PythonTarget,
+    #[command(flatten)]
+    pub tests: TestArgs,
     /// Repository root (default: the nearest folder with .ouroboros or .git).
     #[arg(long)]
     pub root: Option<PathBuf>,
@@ -110,6 +114,7 @@ impl Args {
         if self.block_length == Some(0) {
             bail!("--block-length must be at least 1");
         }
+
         let request = Request {
             task: self.task.clone(),
             targets,
@@ -137,6 +142,7 @@ impl Args {
             },
             reasoner: self.reasoner.spec()?,
             python: self.python_version,
+            tests: self.tests.options()?,
         };
         Ok((request, options))
     }
@@ -211,7 +217,9 @@ fn print_report(report: &RunReport, apply: &ApplyOptions) {
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["file", "unit", "valid", "risk", "retries", "status"]);
+    table.set_header([
+        "file", "unit", "valid", "risk", "retries", "tests", "status",
+    ]);
     for u in &report.units {
         table.add_row([
             u.file.clone(),
@@ -219,10 +227,16 @@ fn print_report(report: &RunReport, apply: &ApplyOptions) {
             if u.valid { "yes".into() } else { "no".into() },
             format!("{:.2}", u.risk),
             u.retries.to_string(),
+            u.tests.clone(),
             u.status.clone(),
         ]);
     }
     println!("{table}");
+    for u in &report.units {
+        for f in &u.semantic {
+            println!("{}: {} line {f}", u.symbol, u.file);
+        }
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }

@@ -22,6 +22,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("the plan differs: {now} unit(s) now, {then} in the run");
     }
     for u in &report.units {
+        if u.verdict_changed() {
+            println!(
+                "tests changed their verdict on {}: {} then, {} now",
+                u.symbol, u.tests_then, u.tests_now
+            );
+        }
         if u.identical() {
             println!("identical {}", u.symbol);
         } else {
@@ -40,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if identical {
             "every generated unit is byte-identical"
         } else {
-            "outputs differ"
+            "outputs or verdicts differ"
         }
     );
     Ok(ExitCode::from(if identical {

@@ -88,26 +88,44 @@ pub(crate) fn render(r: &RunRecord) -> String {
     if r.safety_checks.is_empty() {
         out.push_str("\nsafety checks: none\n");
     } else {
-        let mut t = table(&["check", "file", "passed", "details"]);
+        let mut t = table(&["check", "file", "unit", "passed", "details"]);
         for c in &r.safety_checks {
+            let mut details: String = c.details.chars().take(160).collect();
+            if let Some(cmd) = &c.command {
+                details.push_str(&format!(
+                    "\n$ {cmd}  ({:.0} ms)",
+                    c.duration_ms.unwrap_or(0.0)
+                ));
+            }
             t.add_row(vec![
                 c.check_type.clone(),
-                c.file_path.clone().unwrap_or_else(|| "-".into()),
+                match (&c.file_path, c.line) {
+                    (Some(f), Some(l)) => format!("{f}:{l}"),
+                    (Some(f), None) => f.clone(),
+                    _ => "-".into(),
+                },
+                c.unit.clone().unwrap_or_else(|| "-".into()),
                 if c.passed { "yes".into() } else { "NO".into() },
-                c.details.clone(),
+                details,
             ]);
         }
         out.push_str(&format!("\nsafety checks\n{t}\n"));
     }
     if let Some(refactor) = &r.refactor {
         let mut t = table(&[
-            "unit", "file", "status", "risk", "retries", "steps", "passes", "context", "body",
+            "unit", "file", "status", "tests", "risk", "retries", "steps", "passes", "context",
+            "body",
         ]);
         for u in &refactor.units {
             t.add_row(vec![
                 u.symbol.clone(),
                 u.file.clone(),
                 u.status.clone(),
+                if u.tests.is_empty() {
+                    "-".into()
+                } else {
+                    u.tests.clone()
+                },
                 format!("{:.2}", u.risk),
                 u.retries.to_string(),
                 u.steps.to_string(),
@@ -124,6 +142,9 @@ pub(crate) fn render(r: &RunRecord) -> String {
             ]);
         }
         out.push_str(&format!("\nunits\n{t}\n"));
+        for w in &refactor.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
         if !r.attempts.is_empty() {
             let mut t = table(&[
                 "unit",

@@ -14,7 +14,7 @@ use super::python::StrictResult;
 use super::report::{GateError, Layer};
 use super::{Language, ModuleGoal, SourceKind};
 
-fn source_type(kind: SourceKind) -> SourceType {
+pub(crate) fn source_type(kind: SourceKind) -> SourceType {
     let base = match kind.language {
         Language::TypeScript | Language::Tsx => SourceType::ts(),
         Language::JavaScript | Language::Python => SourceType::mjs(),

@@ -14,6 +14,7 @@ mod ecmascript;
 mod introduced;
 mod python;
 mod report;
+pub mod semantic;
 mod treesitter;
 
 use std::time::Instant;

@@ -349,4 +349,21 @@ mod tests {
             .iter()
             .any(|i| i.local == "*" && i.module == "lib/z"));
     }
+
+    #[test]
+    fn destructured_requires_bind_each_name() {
+        let f = facts(
+            "t.test.js",
+            "const { helper, main: run } = require('./util.js');
+",
+            Language::JavaScript,
+        );
+        let binds: Vec<(&str, Option<&str>)> = f
+            .imports
+            .iter()
+            .map(|i| (i.local.as_str(), i.name.as_deref()))
+            .collect();
+        assert_eq!(binds, [("helper", Some("helper")), ("run", Some("main"))]);
+        assert!(f.imports.iter().all(|i| i.module == "util.js"));
+    }
 }

@@ -10,7 +10,7 @@ use crate::lang::Language;
 
 /// Bump whenever extraction or resolution changes what it produces, so stored graphs are
 /// re-made (an unchanged repository otherwise keeps its stored graph as it is).
-pub const EXTRACTOR_VERSION: u32 = 5;
+pub const EXTRACTOR_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

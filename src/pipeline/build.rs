@@ -9,15 +9,18 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::files::Workspace;
+use super::judge::{TestStatus, UnitJudge};
 use super::prompts::{instruct_message, task_comment};
 use super::risk::{self, Risk, RiskInputs};
 use super::{check_interrupt, locate, PipelineError, Progress, Request, RunOptions};
-use crate::builder::heal::{self, AttemptLog, HealOptions, Healed, Site};
+use crate::behaviour::{TestGate, Verdict as TestVerdict};
+use crate::builder::heal::{self, AttemptLog, Feedback, HealOptions, Healed, Site};
 use crate::builder::{span_for, Builder, SPAN_BUCKETS};
 use crate::checkpoint::ChatTemplate;
 use crate::compressor::{CompressError, CompressedContext, ScorerSet, Sources};
 use crate::diffusion::{GenerateConfig, SamplerKind};
 use crate::engine::{Engine, Mode, StepRule};
+use crate::gate::semantic::{self, Check, Finding, Rewrite};
 use crate::gate::{Gate, GateReport};
 use crate::hash::sha256_tagged;
 use crate::reasoner::{EditUnit, Plan};
@@ -57,10 +60,25 @@ pub struct BuiltUnit {
     pub mean_confidence: f64,
     /// sha256 of the body as generated (replay compares these).
     pub body_sha256: String,
+    /// What the tests that reach the unit said.
+    pub tests: TestStatus,
+    /// The semantic checks' findings on the final draft.
+    pub findings: Vec<Finding>,
+    /// Whether the unit is public API (a name callers outside the file may use).
+    pub public_api: bool,
     #[serde(skip)]
     pub attempts: Vec<AttemptLog>,
     #[serde(skip)]
     pub report: GateReport,
+    /// The test run on the final draft, for provenance.
+    #[serde(skip)]
+    pub test_run: Option<TestVerdict>,
+}
+
+impl BuiltUnit {
+    pub fn placeholder(&self) -> bool {
+        self.findings.iter().any(|f| f.check == Check::Placeholder)
+    }
 }
 
 impl UnitOutcome {
@@ -111,6 +129,7 @@ pub fn build_all(
     engine: &Engine,
     gate: Gate,
     workspace: &mut Workspace,
+    mut tests: Option<&mut TestGate>,
     progress: &dyn Progress,
 ) -> Result<Built, PipelineError> {
     let build = &options.build;
@@ -179,7 +198,7 @@ pub fn build_all(
         check_interrupt()?;
         progress.phase("build", Some(&unit.symbol));
         let started = Instant::now();
-        let result = build_unit(&shared, unit, &context, workspace)?;
+        let result = build_unit(&shared, unit, &context, workspace, tests.as_deref_mut())?;
         built.build_ms += started.elapsed().as_secs_f64() * 1e3;
         built.units.push(UnitOutcome {
             symbol: unit.symbol.clone(),
@@ -209,6 +228,7 @@ fn build_unit(
     unit: &EditUnit,
     context: &CompressedContext,
     workspace: &mut Workspace,
+    mut tests: Option<&mut TestGate>,
 ) -> Result<UnitResult, PipelineError> {
     let file = workspace
         .get(&unit.file)
@@ -265,7 +285,7 @@ fn build_unit(
         task_comment(kind.language, task, unit),
         context.text
     );
-    let render = |feedback: Option<&str>| -> Result<String, minijinja::Error> {
+    let render = |feedback: Option<Feedback>| -> Result<String, minijinja::Error> {
         let message = instruct_message(task, unit, kind, &context.text, &old_body, feedback);
         match &s.template {
             Some(t) => t.render(&message),
@@ -288,9 +308,17 @@ fn build_unit(
         },
         span,
     };
+    let mut judge = UnitJudge::new(
+        s.gate,
+        tests.as_deref_mut(),
+        &unit.file,
+        &text,
+        &unit.tests,
+        s.options.tests.enabled,
+    );
     let healed = heal::build(
         &s.builder,
-        &s.gate,
+        &mut judge,
         &site,
         &cfg,
         HealOptions {
@@ -298,22 +326,41 @@ fn build_unit(
             ..HealOptions::default()
         },
     )
-    .map_err(|source| PipelineError::Build {
-        unit: unit.symbol.clone(),
-        source: Box::new(source),
-    })?;
-    let built = finish_unit(s, unit, &cfg, body, &old_body, healed);
+    .map_err(|e| judge.failure(&unit.symbol, e))?;
+    let status = judge.status(healed.report.is_valid);
+    let test_run = judge.last.take();
+    let place = Place {
+        kind,
+        text: &text,
+        def_lines,
+        body,
+        old_body: &old_body,
+    };
+    let mut built = finish_unit(s, unit, &cfg, &place, healed, status);
+    built.unit.test_run = test_run;
     if built.valid || !build.safe_mode {
         let f = workspace.get_mut(&unit.file).expect("looked up above");
-        let new_lines = built.new_body_lines;
         f.splice(
             built.patched.clone(),
             unit.lines.1,
             body.1 - body.0 + 1,
-            new_lines,
+            built.new_body_lines,
         );
+        if let Some(t) = tests {
+            t.accept(&unit.file, &built.patched)?;
+        }
     }
     Ok(UnitResult::Built(Box::new(built.unit)))
+}
+
+/// Where a unit was written: the file before it, its definition's lines and the body lines
+/// replaced, and the old body.
+struct Place<'a> {
+    kind: crate::lang::SourceKind,
+    text: &'a str,
+    def_lines: (usize, usize),
+    body: (usize, usize),
+    old_body: &'a str,
 }
 
 /// A healed unit with its risk, and the file it would make.
@@ -328,14 +375,30 @@ fn finish_unit(
     s: &Shared,
     unit: &EditUnit,
     cfg: &GenerateConfig,
-    body: (usize, usize),
-    old_body: &str,
+    place: &Place,
     healed: Healed,
+    tests: TestStatus,
 ) -> Finished {
     let draft = &healed.draft;
     let valid = healed.passed();
     let retries = healed.attempts.len().saturating_sub(1) as u32;
-    let changed = crate::patch::Diff::new("", old_body, &draft.body);
+    let changed = crate::patch::Diff::new("", place.old_body, &draft.body);
+    let new_body_lines = draft.body.split_inclusive('\n').count();
+    let patched = draft.patched();
+    let findings = if healed.report.is_valid {
+        let old_lines = place.body.1 - place.body.0 + 1;
+        let end = (place.def_lines.1 + new_body_lines).saturating_sub(old_lines);
+        semantic::check(&Rewrite {
+            kind: place.kind,
+            before: place.text,
+            before_lines: place.def_lines,
+            after: &patched,
+            after_lines: (place.def_lines.0, end.max(place.def_lines.0)),
+            has_callers: !unit.callers.is_empty(),
+        })
+    } else {
+        Vec::new()
+    };
     let probability = matches!(
         cfg.sampler,
         SamplerKind::LowConfidence | SamplerKind::MaskgitPlus
@@ -350,13 +413,15 @@ fn finish_unit(
         max_retries: s.options.build.max_retries,
         mean_probability: probability,
         gate_warnings: healed.report.warnings.len(),
+        tests: tests.evidence(),
+        semantic_warnings: findings.len(),
     });
     Finished {
         valid,
-        patched: draft.patched(),
-        new_body_lines: draft.body.split_inclusive('\n').count(),
+        patched,
+        new_body_lines,
         unit: BuiltUnit {
-            body_lines: body,
+            body_lines: place.body,
             valid,
             retries,
             risk,
@@ -368,8 +433,12 @@ fn finish_unit(
             seconds: draft.generation.seconds,
             mean_confidence: draft.generation.mean_confidence(),
             body_sha256: sha256_tagged(draft.body.as_bytes()),
+            tests,
+            findings,
+            public_api: unit.public_api,
             attempts: healed.attempts,
             report: healed.report,
+            test_run: None,
         },
     }
 }

@@ -1,18 +1,35 @@
-//! What may become of each file and unit: the gate's verdict and the risk limit decide, before
-//! anything is written.
+//! What may become of each file and unit, decided before anything is written: the syntax gate,
+//! the tests, the semantic checks and the risk limit.
+//!
+//! A unit that does not parse, or breaks a test that passed before, is not spliced into its
+//! file at all. A file whose spliced units include a placeholder body, or public API that no
+//! test vouches for (unless `--allow-untested`), or whose risk is over the limit, needs review:
+//! it is shown and saved, never written. `--no-safe-mode` lifts every hold but the risk limit.
 
 use std::collections::BTreeMap;
 
 use super::build::{UnitOutcome, UnitResult};
-use super::request::ApplyOptions;
+use super::judge::TestStatus;
+use super::request::RunOptions;
 use super::Outcome;
+
+/// Why a file is held for review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Review {
+    /// Over `--max-risk`.
+    Risk,
+    /// A unit of it is now only a placeholder.
+    Placeholder,
+    /// A unit of it is public API that no passing test reaches.
+    UntestedPublicApi,
+}
 
 /// What became of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileStatus {
     Applied,
     CanApply,
-    NeedsReview,
+    NeedsReview(Review),
     Invalid,
 }
 
@@ -21,7 +38,11 @@ impl FileStatus {
         match self {
             FileStatus::Applied => "applied",
             FileStatus::CanApply => "can apply",
-            FileStatus::NeedsReview => "needs review",
+            FileStatus::NeedsReview(Review::Risk) => "needs review",
+            FileStatus::NeedsReview(Review::Placeholder) => "needs review: placeholder",
+            FileStatus::NeedsReview(Review::UntestedPublicApi) => {
+                "needs review: untested public API"
+            }
             FileStatus::Invalid => "invalid: not written",
         }
     }
@@ -32,6 +53,8 @@ impl FileStatus {
 pub enum UnitStatus {
     Skipped(String),
     Invalid,
+    /// It broke these tests: not written.
+    Rejected(Vec<String>),
     File(FileStatus),
 }
 
@@ -40,6 +63,7 @@ impl UnitStatus {
         match self {
             UnitStatus::Skipped(why) => format!("skipped: {why}"),
             UnitStatus::Invalid => FileStatus::Invalid.text().to_string(),
+            UnitStatus::Rejected(_) => "rejected: breaks tests".to_string(),
             UnitStatus::File(s) => s.text().to_string(),
         }
     }
@@ -60,15 +84,33 @@ pub struct Decisions {
     pub safe_mode: bool,
 }
 
-pub fn decide(outcome: &Outcome, apply: &ApplyOptions, safe_mode: bool) -> Decisions {
+pub fn decide(outcome: &Outcome, options: &RunOptions) -> Decisions {
+    let safe_mode = options.build.safe_mode;
     let files = outcome
         .files
         .iter()
         .map(|f| {
+            // The units this file's patch holds.
+            let spliced: Vec<_> = outcome
+                .units
+                .iter()
+                .filter(|u| u.file == f.file)
+                .filter_map(|u| u.built())
+                .filter(|b| b.valid || !safe_mode)
+                .collect();
+            let untested_public = spliced
+                .iter()
+                .any(|b| b.public_api && !matches!(b.tests, TestStatus::Passed { .. }));
+            // Without safe mode the verdicts are recorded and do not hold anything back; the
+            // risk limit still does.
             let status = if !f.valid && safe_mode {
                 FileStatus::Invalid
-            } else if f.risk > apply.max_risk {
-                FileStatus::NeedsReview
+            } else if safe_mode && spliced.iter().any(|b| b.placeholder()) {
+                FileStatus::NeedsReview(Review::Placeholder)
+            } else if f.risk > options.apply.max_risk {
+                FileStatus::NeedsReview(Review::Risk)
+            } else if safe_mode && untested_public && !options.tests.allow_untested {
+                FileStatus::NeedsReview(Review::UntestedPublicApi)
             } else {
                 FileStatus::CanApply
             };
@@ -82,7 +124,12 @@ impl Decisions {
     pub fn unit(&self, u: &UnitOutcome) -> UnitStatus {
         match &u.result {
             UnitResult::Skipped(why) => UnitStatus::Skipped(why.clone()),
-            UnitResult::Built(b) if !b.valid && self.safe_mode => UnitStatus::Invalid,
+            UnitResult::Built(b) if !b.valid && self.safe_mode => match &b.tests {
+                TestStatus::Broken { failing } if b.report.is_valid => {
+                    UnitStatus::Rejected(failing.clone())
+                }
+                _ => UnitStatus::Invalid,
+            },
             UnitResult::Built(_) => self
                 .files
                 .get(&u.file)

@@ -4,13 +4,16 @@
 use std::path::PathBuf;
 
 use super::decide::{Decisions, FileStatus};
+use super::judge::TestStatus;
 use super::request::{Recorded, Request, RunOptions, RECORD_VERSION};
-use super::{interrupt, Outcome, PipelineError};
+use super::{Outcome, PipelineError};
+use crate::behaviour::Outcome as TestOutcome;
 use crate::device::dtype_name;
 use crate::engine::Engine;
+use crate::interrupt;
 use crate::patch::{self, Diff};
 use crate::provenance::{
-    Attempt, ModelUsage, ProvenanceLogger, RefactorRecord, StepTiming, UnitRecord,
+    Attempt, ModelUsage, ProvenanceLogger, RefactorRecord, SafetyCheck, StepTiming, UnitRecord,
 };
 
 /// What a finished run tells its caller to print.
@@ -82,6 +85,7 @@ pub fn finish(
     weights: &str,
 ) -> Result<RunReport, PipelineError> {
     record_models(log, outcome, engine, weights, options);
+    record_checks(log, outcome);
     let write = options.apply.auto_apply && !options.apply.dry_run;
     let mut diffs = String::new();
     for f in &outcome.files {
@@ -122,6 +126,10 @@ pub fn finish(
         options: options.clone(),
         weights_sha256: weights.to_string(),
     };
+    let mut warnings = Vec::new();
+    if !options.tests.enabled {
+        warnings.push("--no-tests: no test ran; statuses rest on the syntax gate, the semantic checks and the risk score alone".to_string());
+    }
     log.set_refactor(RefactorRecord {
         request: serde_json::to_value(&recorded).expect("a request always serializes"),
         inputs: outcome.inputs.clone(),
@@ -130,6 +138,7 @@ pub fn finish(
             .refinement
             .as_ref()
             .map(|r| serde_json::to_value(r).expect("a refinement always serializes")),
+        warnings: warnings.clone(),
     });
     let all_good = !units.is_empty() && outcome.units.iter().all(|u| decisions.unit(u).is_good());
     Ok(RunReport {
@@ -137,7 +146,13 @@ pub fn finish(
         run_dir: log.run_dir().to_path_buf(),
         record: PathBuf::new(),
         units,
-        warnings: outcome.plan.warnings.clone(),
+        warnings: outcome
+            .plan
+            .warnings
+            .iter()
+            .cloned()
+            .chain(warnings)
+            .collect(),
         all_applied: decisions.files.values().all(|s| *s == FileStatus::Applied),
         diffs,
         all_good,
@@ -187,8 +202,96 @@ fn unit_records(outcome: &Outcome, decisions: &Decisions) -> Vec<UnitRecord> {
                 tokens_before: u.context.tokens_before,
                 tokens_after: u.context.tokens_after,
                 compression_ratio: u.context.compression_ratio,
+                tests: built.map_or("-".to_string(), |b| b.tests.text()),
+                failing_tests: match built.map(|b| &b.tests) {
+                    Some(TestStatus::Broken { failing }) => failing.clone(),
+                    _ => Vec::new(),
+                },
+                semantic: built
+                    .map(|b| {
+                        b.findings
+                            .iter()
+                            .map(|f| {
+                                format!("{}:{} {}: {}", f.line, f.column, f.check.name(), f.message)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
+        .collect()
+}
+
+/// One `tests` check per test run (the baselines, then each unit's final draft) and one
+/// `semantic` check per finding.
+fn record_checks(log: &mut ProvenanceLogger, outcome: &Outcome) {
+    for run in &outcome.test_baselines {
+        let failed = run.count(|o| matches!(o, TestOutcome::Failed(_)));
+        log.log_check(SafetyCheck {
+            check_type: "tests".into(),
+            // A baseline is not a verdict; its failures are the ones no change is blamed for.
+            passed: true,
+            details: format!(
+                "baseline: {} passed, {failed} failed before any change",
+                run.count(|o| *o == TestOutcome::Passed)
+            ),
+            command: Some(run.command.clone()),
+            duration_ms: Some(run.duration_ms),
+            tests_passed: Some(run.count(|o| *o == TestOutcome::Passed)),
+            tests_failed: Some(failed),
+            failing: failing_ids(run),
+            ..SafetyCheck::default()
+        });
+    }
+    for u in &outcome.units {
+        let Some(b) = u.built() else { continue };
+        if let Some(v) = &b.test_run {
+            let run = &v.run;
+            let broken: Vec<String> = v.broken.iter().map(|(id, _)| id.clone()).collect();
+            log.log_check(SafetyCheck {
+                check_type: "tests".into(),
+                passed: v.passed(),
+                details: if v.passed() {
+                    format!(
+                        "{} test(s) that passed before pass with the change ({} failed before and still may)",
+                        v.protected,
+                        v.preexisting.len()
+                    )
+                } else {
+                    format!("breaks {} test(s): {}", broken.len(), broken.join(", "))
+                },
+                file_path: Some(u.file.clone()),
+                unit: Some(u.symbol.clone()),
+                command: Some(run.command.clone()),
+                duration_ms: Some(run.duration_ms),
+                tests_passed: Some(run.count(|o| *o == TestOutcome::Passed)),
+                tests_failed: Some(run.count(|o| matches!(o, TestOutcome::Failed(_)))),
+                failing: broken,
+                // What the failing tests said, then the end of what the run printed.
+                output_tail: (!v.passed())
+                    .then(|| format!("{}\n{}", v.feedback(), run.output_tail).trim().to_string()),
+                ..SafetyCheck::default()
+            });
+        }
+        for f in &b.findings {
+            log.log_check(SafetyCheck {
+                check_type: "semantic".into(),
+                passed: false,
+                details: format!("{}: {}", f.check.name(), f.message),
+                file_path: Some(u.file.clone()),
+                unit: Some(u.symbol.clone()),
+                line: Some(f.line),
+                ..SafetyCheck::default()
+            });
+        }
+    }
+}
+
+fn failing_ids(run: &crate::behaviour::TestRun) -> Vec<String> {
+    run.outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, TestOutcome::Failed(_)))
+        .map(|(id, _)| id.clone())
         .collect()
 }
 

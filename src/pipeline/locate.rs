@@ -14,7 +14,7 @@ pub fn body_lines(
     lines: (usize, usize),
 ) -> Option<(usize, usize)> {
     let tree = lang::parse(source, language)?;
-    let def = find_definition(tree.root_node(), lines)?;
+    let def = lang::definition_at(tree.root_node(), lines)?;
     let body = def.child_by_field_name("body")?;
     match language {
         Language::Python => {
@@ -39,27 +39,6 @@ pub fn body_lines(
             (close >= open + 2).then_some((open + 1, close - 1))
         }
     }
-}
-
-/// The definition node starting on the first line of `lines` and ending on the last.
-fn find_definition(root: Node, (a, b): (usize, usize)) -> Option<Node> {
-    let mut stack = vec![root];
-    let mut best: Option<Node> = None;
-    while let Some(n) = stack.pop() {
-        let (s, e) = (n.start_position().row + 1, n.end_position().row + 1);
-        if s > b || e < a {
-            continue;
-        }
-        if n.child_by_field_name("body").is_some() && e == b && s >= a {
-            // Prefer the outermost match (a decorated definition's inner `def` starts later).
-            if best.is_none_or(|x| n.start_byte() < x.start_byte()) {
-                best = Some(n);
-            }
-        }
-        let mut c = n.walk();
-        stack.extend(n.named_children(&mut c));
-    }
-    best
 }
 
 #[cfg(test)]

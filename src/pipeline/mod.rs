@@ -11,7 +11,7 @@ mod build;
 mod decide;
 mod files;
 mod finish;
-pub mod interrupt;
+mod judge;
 pub mod locate;
 mod prompts;
 pub mod replay;
@@ -25,6 +25,7 @@ use crate::builder::BuildError;
 use crate::compressor::CompressError;
 use crate::engine::{Engine, EngineError};
 use crate::gate::Gate;
+use crate::interrupt;
 use crate::librarian::{self, CodeGraph, GraphStore, IndexOptions, IndexSummary};
 use crate::patch::PatchError;
 use crate::reasoner::chat::{ChatError, ChatModel};
@@ -32,9 +33,10 @@ use crate::reasoner::refine::{self, Refinement};
 use crate::reasoner::{self, Plan, PlanError};
 
 pub use build::{BuiltUnit, UnitOutcome, UnitResult};
-pub use decide::{FileStatus, UnitStatus};
+pub use decide::{FileStatus, Review, UnitStatus};
 pub use files::FileOutcome;
 pub use finish::{RunFailure, RunReport};
+pub use judge::TestStatus;
 pub use request::{ApplyOptions, BuildOptions, CompressOptions, Recorded, Request, RunOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,8 @@ pub enum PipelineError {
     },
     #[error(transparent)]
     Patch(#[from] PatchError),
+    #[error(transparent)]
+    Tests(#[from] crate::behaviour::TestError),
     #[error("--target {file}: {reason}")]
     Target { file: String, reason: &'static str },
     #[error("writing {path}")]
@@ -158,6 +162,8 @@ pub struct Outcome {
     pub files: Vec<FileOutcome>,
     /// sha256 of every file whose text went into a canvas (targets and context sources).
     pub inputs: BTreeMap<String, String>,
+    /// The baseline test runs, before any change (each unit's own run is in its outcome).
+    pub test_baselines: Vec<crate::behaviour::TestRun>,
     pub compress_ms: f64,
     pub build_ms: f64,
 }
@@ -175,6 +181,8 @@ pub fn generate(
     let prepared = prepare(root, store, request, reasoning, progress)?;
     let gate = Gate::new(options.python);
     let mut workspace = files::Workspace::open(root, &request.targets)?;
+    progress.phase("tests (baseline)", None);
+    let mut tests = judge::open(root, &prepared.plan, &options.tests)?;
     let built = build::build_all(
         root,
         &prepared.plan,
@@ -183,12 +191,14 @@ pub fn generate(
         engine,
         gate,
         &mut workspace,
+        tests.as_mut(),
         progress,
     )?;
     check_interrupt()?;
     progress.phase("gate", None);
     let files = workspace.gate(&gate, &built.units, options.build.safe_mode);
     Ok(Outcome {
+        test_baselines: tests.map(|t| t.baselines()).unwrap_or_default(),
         plan: prepared.plan,
         mode: built.mode,
         sampler: built.sampler,
@@ -222,7 +232,7 @@ pub fn refactor(
         Ok(o) => o,
         Err(e) => return Err(finish::failed(log, e)),
     };
-    let mut decisions = decide::decide(&outcome, &options.apply, options.build.safe_mode);
+    let mut decisions = decide::decide(&outcome, options);
     let report = finish::finish(
         root,
         &mut log,

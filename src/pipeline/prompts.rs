@@ -1,6 +1,7 @@
 //! What the generator is told about a unit: as a comment ahead of the context (infill, for base
 //! models) or as the user turn of the chat template (instruct).
 
+use crate::builder::heal::Feedback;
 use crate::lang::{Language, SourceKind};
 use crate::reasoner::EditUnit;
 
@@ -28,7 +29,7 @@ pub fn instruct_message(
     kind: SourceKind,
     context: &str,
     code: &str,
-    feedback: Option<&str>,
+    feedback: Option<Feedback>,
 ) -> String {
     let lang = kind.language.fence_tag();
     let simple = unit
@@ -53,8 +54,12 @@ pub fn instruct_message(
         m.push_str(&format!("\n\nCode it uses:\n```{lang}\n{context}```"));
     }
     m.push_str(&format!("\n\nCurrent code:\n```{lang}\n{code}```"));
-    if let Some(errors) = feedback {
-        m.push_str(&format!("\n\nA previous answer did not parse:\n{errors}"));
+    if let Some(f) = feedback {
+        m.push_str(&format!(
+            "\n\nA previous answer {}:\n{}",
+            f.heading(),
+            f.text()
+        ));
     }
     m.push_str(&format!(
         "\n\nReply with the complete new code of `{simple}` in one ```{lang} block and nothing else."

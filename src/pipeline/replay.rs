@@ -56,16 +56,24 @@ pub enum ReplayError {
     Pipeline(#[from] Box<PipelineError>),
 }
 
-/// One unit compared: the run's body hash and the replay's.
+/// One unit compared: the run's body hash and the replay's, and the tests' verdicts.
 pub struct Comparison {
     pub symbol: String,
     pub then: String,
     pub now: String,
+    /// The recorded test verdict; empty in records from before the test gate.
+    pub tests_then: String,
+    pub tests_now: String,
 }
 
 impl Comparison {
     pub fn identical(&self) -> bool {
         self.then == self.now
+    }
+
+    /// Whether the tests said something else this time.
+    pub fn verdict_changed(&self) -> bool {
+        !self.tests_then.is_empty() && self.tests_then != self.tests_now
     }
 }
 
@@ -77,7 +85,11 @@ pub struct ReplayReport {
 
 impl ReplayReport {
     pub fn identical(&self) -> bool {
-        self.plan_differs.is_none() && self.units.iter().all(Comparison::identical)
+        self.plan_differs.is_none()
+            && self
+                .units
+                .iter()
+                .all(|u| u.identical() && !u.verdict_changed())
     }
 }
 
@@ -147,6 +159,8 @@ pub fn replay(root: &Path, run_id: &str) -> Result<ReplayReport, ReplayError> {
             } else {
                 format!("{} (another unit)", now.symbol)
             },
+            tests_then: then.tests.clone(),
+            tests_now: now.built().map_or("-".to_string(), |b| b.tests.text()),
         })
         .collect();
     Ok(ReplayReport {

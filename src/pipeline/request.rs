@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::TestOptions;
 use crate::compressor::Strategy;
 use crate::engine::{Mode, ModelChoice, SamplingOptions};
 use crate::gate::PythonTarget;
@@ -105,6 +106,9 @@ pub struct RunOptions {
     /// The Python grammar the gate enforces.
     #[serde(default)]
     pub python: PythonTarget,
+    /// The behaviour gate: which tests, how long.
+    #[serde(default)]
+    pub tests: TestOptions,
 }
 
 /// The record's `refactor.request`: the request, its options, and the weights they ran with.
@@ -265,6 +269,11 @@ mod v1 {
                         .unwrap_or_default(),
                     // v1 records did not store it; replay used the default then too.
                     python: PythonTarget::default(),
+                    // v1 runs had no test gate.
+                    tests: TestOptions {
+                        enabled: false,
+                        ..TestOptions::default()
+                    },
                 },
                 weights_sha256: self.weights_sha256,
             }

@@ -101,6 +101,15 @@ impl ProvenanceLogger {
             details,
             timestamp: now_rfc3339(),
             file_path: file.map(str::to_string),
+            ..SafetyCheck::default()
+        });
+    }
+
+    /// A check with more to say than the seed's fields (tests, semantic findings).
+    pub fn log_check(&mut self, check: SafetyCheck) {
+        self.record.safety_checks.push(SafetyCheck {
+            timestamp: now_rfc3339(),
+            ..check
         });
     }
 

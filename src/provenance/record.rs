@@ -41,6 +41,9 @@ pub struct RefactorRecord {
     /// asked; replay applies the recorded answer instead of asking again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoner: Option<serde_json::Value>,
+    /// What the run could not check, or did not (`--no-tests`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +66,15 @@ pub struct UnitRecord {
     pub tokens_before: usize,
     pub tokens_after: usize,
     pub compression_ratio: f64,
+    /// What the tests that reach the unit said (`passed 3`, `broke test_x`, `untested`, ...).
+    #[serde(default)]
+    pub tests: String,
+    /// The tests it broke, when it broke some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_tests: Vec<String>,
+    /// The semantic checks' findings, `line:column check: message`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub semantic: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -143,14 +155,35 @@ impl StepTiming {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SafetyCheck {
+    /// `syntax_validation`, `tests` or `semantic`.
     pub check_type: String,
     pub passed: bool,
     pub details: String,
     pub timestamp: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_path: Option<String>,
+    /// The unit the check is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// `semantic`: where, in the patched file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// `tests`: the command that ran, how long it took, and what came of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_passed: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_failed: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
+    /// The end of what the failing run printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,6 +274,8 @@ impl RunRecord {
         r.error = r.error.as_deref().map(redact);
         for c in &mut r.safety_checks {
             c.details = redact(&c.details);
+            c.command = c.command.as_deref().map(redact);
+            c.output_tail = c.output_tail.as_deref().map(redact);
         }
         for m in &mut r.models_used {
             m.model_name = redact(&m.model_name);

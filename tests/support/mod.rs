@@ -3,10 +3,12 @@
 //! making small projects in temp directories.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use candle_core::{Device, Tensor};
 
 pub const TINY_LLADA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -116,4 +118,64 @@ pub fn copy_tree(from: &Path, to: &Path) {
             fs::copy(&p, &dest).unwrap();
         }
     }
+}
+
+/// Token ids of the tiny LLaDA fixture's tokenizer.
+pub const OPEN_PAREN: usize = 10;
+pub const SEMICOLON: usize = 29;
+pub const ONE: usize = 19;
+
+/// A copy of the tiny LLaDA fixture rewired so that `token_id` wins at every position: the
+/// final norm passes only hidden dimension 0, every embedding gets a large positive value in
+/// dimension 0 (so it stays positive through two small random blocks), and the output head
+/// reads dimension 0 only for the chosen token. A model that always writes `(` writes code
+/// that never parses; one that always writes `1` writes JavaScript bodies that parse.
+pub fn always_writes(token_id: usize, dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "tokenizer.json", "generation_config.json"] {
+        fs::copy(Path::new(TINY_LLADA).join(f), dir.join(f)).unwrap();
+    }
+    let mut w: HashMap<String, Tensor> = candle_core::safetensors::load(
+        Path::new(TINY_LLADA).join("model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let get = |w: &HashMap<String, Tensor>, k: &str| -> (Vec<f32>, Vec<usize>) {
+        let t = &w[k];
+        (
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            t.dims().to_vec(),
+        )
+    };
+    let (mut norm, shape) = get(&w, "model.transformer.ln_f.weight");
+    norm.iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = if i == 0 { 1.0 } else { 0.0 });
+    w.insert(
+        "model.transformer.ln_f.weight".into(),
+        Tensor::from_vec(norm, shape, &Device::Cpu).unwrap(),
+    );
+    let (mut emb, shape) = get(&w, "model.transformer.wte.weight");
+    let d = shape[1];
+    for row in emb.chunks_mut(d) {
+        row[0] = 10.0;
+    }
+    w.insert(
+        "model.transformer.wte.weight".into(),
+        Tensor::from_vec(emb, shape, &Device::Cpu).unwrap(),
+    );
+    let (mut head, shape) = get(&w, "model.transformer.ff_out.weight");
+    let d = shape[1];
+    for (r, row) in head.chunks_mut(d).enumerate() {
+        row.iter_mut().for_each(|v| *v = 0.0);
+        if r == token_id {
+            row[0] = 50.0;
+        }
+    }
+    w.insert(
+        "model.transformer.ff_out.weight".into(),
+        Tensor::from_vec(head, shape, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&w, dir.join("model.safetensors")).unwrap();
+    dir.to_path_buf()
 }

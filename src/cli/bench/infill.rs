@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 
 use super::report::{col, data, mean_sd, Column, Report, Value};
 use super::Common;
-use crate::builder::heal::{build, HealOptions, Request, Site};
+use crate::builder::heal::{build, HealOptions, Request, Site, SyntaxJudge};
 use crate::builder::{span_for, Builder, SPAN_BUCKETS};
 use crate::engine::{Engine, SamplingOptions};
 use crate::gate::Gate;
@@ -201,7 +201,7 @@ fn curve_point(
         };
         let out = build(
             &builder,
-            &gate,
+            &mut SyntaxJudge(&gate),
             &site,
             &cfg,
             HealOptions {

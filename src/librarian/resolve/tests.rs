@@ -181,6 +181,24 @@ fn es_modules_index_files_and_require_resolve() {
 }
 
 #[test]
+fn destructured_requires_resolve_calls_in_test_callbacks() {
+    let g = graph(&[
+        (
+            "util.js",
+            "function helper(a) { return a + 1; }\nmodule.exports = { helper };\n",
+        ),
+        (
+            "util.test.js",
+            "const { helper } = require('./util.js');\ntest('adds', () => { helper(1); });\n",
+        ),
+    ]);
+    assert_eq!(
+        edge(&g, EdgeKind::Calls, "util.test.js", "util.js:helper"),
+        Some(1.0)
+    );
+}
+
+#[test]
 fn new_instances_and_this_resolve_methods_in_typescript() {
     let g = graph(&[(
         "shop.ts",

@@ -3,6 +3,8 @@
 //! (gate, librarian, pipeline) gets its syntax trees here, as difftastic's `TreeSitterConfig` and
 //! ast-grep's parser module keep grammar and queries together.
 
+pub mod builtins;
+
 use std::cell::RefCell;
 use std::fmt;
 use std::path::Path;
@@ -185,6 +187,30 @@ pub fn parse(source: &str, language: Language) -> Option<Tree> {
     })
 }
 
+/// The definition node (one with a `body`) starting on the first line of `lines` (1-based,
+/// inclusive) and ending on the last; the outermost one when several do (a decorated
+/// definition's inner `def` starts later, an arrow function inside a declaration earlier).
+pub fn definition_at(root: tree_sitter::Node, (a, b): (usize, usize)) -> Option<tree_sitter::Node> {
+    let mut stack = vec![root];
+    let mut best: Option<tree_sitter::Node> = None;
+    while let Some(n) = stack.pop() {
+        let (s, e) = (n.start_position().row + 1, n.end_position().row + 1);
+        if s > b || e < a {
+            continue;
+        }
+        if n.child_by_field_name("body").is_some()
+            && e == b
+            && s >= a
+            && best.is_none_or(|x| n.start_byte() < x.start_byte())
+        {
+            best = Some(n);
+        }
+        let mut c = n.walk();
+        stack.extend(n.named_children(&mut c));
+    }
+    best
+}
+
 /// The librarian's extraction queries for one language (`queries/<language>/*.scm`).
 pub struct Queries {
     pub defs: Query,
@@ -200,18 +226,18 @@ pub fn queries(language: Language) -> &'static Queries {
 }
 
 fn compile_queries(language: Language) -> Queries {
-    const PY_DEFS: &str = include_str!("../queries/python/definitions.scm");
-    const PY_IMPORTS: &str = include_str!("../queries/python/imports.scm");
-    const PY_CALLS: &str = include_str!("../queries/python/calls.scm");
-    const PY_REFS: &str = include_str!("../queries/python/references.scm");
-    const JS_IMPORTS: &str = include_str!("../queries/javascript/imports.scm");
-    const JS_CALLS: &str = include_str!("../queries/javascript/calls.scm");
-    const JS_DEFS: &str = include_str!("../queries/javascript/definitions.scm");
-    const JS_REFS: &str = include_str!("../queries/javascript/references.scm");
-    const JS_PARAMS: &str = include_str!("../queries/javascript/parameters.scm");
-    const JSX_REFS: &str = include_str!("../queries/javascript/jsx-references.scm");
-    const TS_DEFS: &str = include_str!("../queries/typescript/definitions.scm");
-    const TS_REFS: &str = include_str!("../queries/typescript/references.scm");
+    const PY_DEFS: &str = include_str!("../../queries/python/definitions.scm");
+    const PY_IMPORTS: &str = include_str!("../../queries/python/imports.scm");
+    const PY_CALLS: &str = include_str!("../../queries/python/calls.scm");
+    const PY_REFS: &str = include_str!("../../queries/python/references.scm");
+    const JS_IMPORTS: &str = include_str!("../../queries/javascript/imports.scm");
+    const JS_CALLS: &str = include_str!("../../queries/javascript/calls.scm");
+    const JS_DEFS: &str = include_str!("../../queries/javascript/definitions.scm");
+    const JS_REFS: &str = include_str!("../../queries/javascript/references.scm");
+    const JS_PARAMS: &str = include_str!("../../queries/javascript/parameters.scm");
+    const JSX_REFS: &str = include_str!("../../queries/javascript/jsx-references.scm");
+    const TS_DEFS: &str = include_str!("../../queries/typescript/definitions.scm");
+    const TS_REFS: &str = include_str!("../../queries/typescript/references.scm");
     // TypeScript's grammar extends JavaScript's: its queries are the JavaScript ones plus a short
     // TypeScript (or JSX) addition, joined before compiling.
     let (defs, imports, calls, refs) = match language {

@@ -1,6 +1,7 @@
 //! Ctrl-C and SIGTERM during a run: the first signal sets a flag that the pipeline checks
-//! between steps, so the run stops at a point where no file is half-written and its provenance
-//! record says `success: false`. A second signal ends the process at once.
+//! between steps (and the test gate while its tests run), so the run stops at a point where no
+//! file is half-written and its provenance record says `success: false`. A second signal ends
+//! the process at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
