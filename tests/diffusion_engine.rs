@@ -228,6 +228,81 @@ fn broken_checkpoints_get_errors_that_name_the_problem() {
     assert!(load_err(&d).contains("no weights"));
 }
 
+/// Values that would load and then produce garbage, or fail inside a tensor op, are refused
+/// before any tensor is built, naming the file, the field, the value and why.
+#[test]
+fn config_values_are_checked_before_use() {
+    let cases: [(&str, &str, serde_json::Value, &str); 8] = [
+        (
+            LLADA,
+            "n_layers",
+            serde_json::json!(0),
+            "n_layers = 0: must be at least 1",
+        ),
+        (
+            LLADA,
+            "n_layers",
+            serde_json::json!(1),
+            "n_layers = 1: the weights hold 2 block(s)",
+        ),
+        (
+            LLADA,
+            "rope_theta",
+            serde_json::json!(-1.0),
+            "rope_theta = -1: must be a finite number above 0",
+        ),
+        (
+            LLADA,
+            "mask_token_id",
+            serde_json::json!(999_999),
+            "mask_token_id = 999999: the vocabulary has",
+        ),
+        (
+            LLADA,
+            "n_kv_heads",
+            serde_json::json!(0),
+            "n_kv_heads = 0: must be at least 1",
+        ),
+        (
+            LLADA,
+            "n_kv_heads",
+            serde_json::json!(3),
+            "n_kv_heads = 3: n_heads (4) is not a multiple of it",
+        ),
+        (
+            DREAM,
+            "rms_norm_eps",
+            serde_json::json!(0.0),
+            "rms_norm_eps = 0: must be a finite number above 0",
+        ),
+        (
+            DREAM,
+            "num_key_value_heads",
+            serde_json::json!(3),
+            "num_key_value_heads = 3",
+        ),
+    ];
+    for (fixture, field, value, expected) in cases {
+        let (_t, d) = copy_of(fixture);
+        edit_json(&d.join("config.json"), |v| v[field] = value.clone());
+        let e = load_err(&d);
+        assert!(
+            e.contains("config.json") && e.contains(expected),
+            "{field}: {e}"
+        );
+    }
+    let (_t, d) = copy_of(DREAM);
+    edit_json(&d.join("config.json"), |v| {
+        v["hidden_act"] = serde_json::json!("gelu")
+    });
+    assert!(load_err(&d).contains("unsupported setting hidden_act = gelu"));
+    let (_t, d) = copy_of(DREAM);
+    edit_json(&d.join("config.json"), |v| {
+        v["eos_token_id"] = serde_json::json!([5, 6])
+    });
+    assert!(load(&d).is_ok());
+}
+
 #[test]
 fn tokenizer_problems_are_explained() {
     let (_t, d) = copy_of(DREAM);

@@ -118,6 +118,9 @@ pub struct TestGate {
     baselines: HashMap<Vec<String>, TestRun>,
     /// The test sets in the order their baselines ran.
     order: Vec<Vec<String>>,
+    /// Every run so far, baselines and healing attempts included: how many, and how long.
+    pub total_runs: usize,
+    pub total_ms: f64,
 }
 
 impl TestGate {
@@ -132,6 +135,8 @@ impl TestGate {
             runners: HashMap::new(),
             baselines: HashMap::new(),
             order: Vec::new(),
+            total_runs: 0,
+            total_ms: 0.0,
         })
     }
 
@@ -152,7 +157,10 @@ impl TestGate {
 
     fn run(&mut self, tests: &[String]) -> Result<TestRun, TestError> {
         let runner = self.runner(tests)?;
-        runner.run(&self.scratch, tests, self.timeout)
+        let run = runner.run(&self.scratch, tests, self.timeout)?;
+        self.total_runs += 1;
+        self.total_ms += run.duration_ms;
+        Ok(run)
     }
 
     /// Every baseline run, in the order they ran.

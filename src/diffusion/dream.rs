@@ -4,9 +4,10 @@
 //! predicts token i); the generator applies that shift, not the model.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, linear_no_bias, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{embedding, linear_no_bias, Activation, Embedding, Linear, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::check::{self, Invalid};
 use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary};
 
 fn default_eps() -> f64 {
@@ -15,8 +16,8 @@ fn default_eps() -> f64 {
 fn default_theta() -> f64 {
     10_000.0
 }
-fn default_act() -> String {
-    "silu".into()
+fn default_act() -> Activation {
+    Activation::Silu
 }
 fn default_max_positions() -> usize {
     32_768
@@ -40,13 +41,21 @@ pub struct Config {
     #[serde(default = "default_max_positions")]
     pub max_position_embeddings: usize,
     #[serde(default = "default_act")]
-    pub hidden_act: String,
+    pub hidden_act: Activation,
     #[serde(default)]
     pub mask_token_id: Option<u32>,
     #[serde(default)]
-    pub eos_token_id: Option<serde_json::Value>,
+    pub eos_token_id: Option<OneOrMany>,
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
+}
+
+/// `eos_token_id` as config.json gives it: one id, or a list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(u32),
+    Many(Vec<u32>),
 }
 
 impl Config {
@@ -54,34 +63,65 @@ impl Config {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
+    /// Values that cannot work, named by their config.json field.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("hidden_size", self.hidden_size)?;
+        check::at_least_one("intermediate_size", self.intermediate_size)?;
+        check::at_least_one("num_hidden_layers", self.num_hidden_layers)?;
+        check::at_least_one("num_attention_heads", self.num_attention_heads)?;
+        check::at_least_one("vocab_size", self.vocab_size)?;
+        check::at_least_one("max_position_embeddings", self.max_position_embeddings)?;
+        if let Some(kv) = self.num_key_value_heads {
+            check::at_least_one("num_key_value_heads", kv)?;
+            check::divides(
+                "num_key_value_heads",
+                self.num_attention_heads,
+                kv,
+                "num_attention_heads",
+            )?;
+        }
+        check::divides(
+            "num_attention_heads",
+            self.hidden_size,
+            self.num_attention_heads,
+            "hidden_size",
+        )?;
+        check::positive("rope_theta", self.rope_theta)?;
+        check::positive("rms_norm_eps", self.rms_norm_eps)?;
+        check::token("mask_token_id", self.mask_token_id, self.vocab_size)?;
+        for id in self.eos_ids() {
+            check::token("eos_token_id", Some(id), self.vocab_size)?;
+        }
+        Ok(())
+    }
+
     pub fn unsupported(&self) -> Option<(&'static str, String)> {
-        if self.hidden_act != "silu" {
-            return Some(("hidden_act", self.hidden_act.clone()));
+        if self.hidden_act != Activation::Silu {
+            return Some((
+                "hidden_act",
+                format!("{:?}", self.hidden_act).to_lowercase(),
+            ));
         }
         if let Some(s) = &self.rope_scaling {
             if !s.is_null() {
                 return Some(("rope_scaling", s.to_string()));
             }
         }
-        let heads = self.num_attention_heads;
-        if heads == 0
-            || !self.hidden_size.is_multiple_of(heads)
-            || !heads.is_multiple_of(self.kv_heads())
-        {
-            return Some(("num_attention_heads", heads.to_string()));
-        }
         None
+    }
+
+    /// Every EOS id config.json names.
+    pub fn eos_ids(&self) -> Vec<u32> {
+        match &self.eos_token_id {
+            Some(OneOrMany::One(id)) => vec![*id],
+            Some(OneOrMany::Many(ids)) => ids.clone(),
+            None => Vec::new(),
+        }
     }
 
     /// The first EOS id, whether config.json gives one id or a list.
     pub fn eos(&self) -> Option<u32> {
-        match &self.eos_token_id {
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| n as u32),
-            Some(serde_json::Value::Array(a)) => {
-                a.first().and_then(|v| v.as_u64()).map(|n| n as u32)
-            }
-            _ => None,
-        }
+        self.eos_ids().first().copied()
     }
 }
 

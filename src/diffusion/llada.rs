@@ -6,6 +6,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, linear_no_bias, Embedding, Linear, RmsNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::check::{self, Invalid};
 use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary};
 
 fn default_eps() -> f64 {
@@ -80,6 +81,28 @@ impl Config {
             .max(self.vocab_size)
     }
 
+    /// Values that cannot work, named by their config.json field.
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("d_model", self.d_model)?;
+        check::at_least_one("n_heads", self.n_heads)?;
+        check::at_least_one("n_layers", self.n_layers)?;
+        check::at_least_one("vocab_size", self.vocab_size)?;
+        if let Some(kv) = self.n_kv_heads {
+            check::at_least_one("n_kv_heads", kv)?;
+            check::divides("n_kv_heads", self.n_heads, kv, "n_heads")?;
+        }
+        check::divides("n_heads", self.d_model, self.n_heads, "d_model")?;
+        check::at_least_one("mlp_hidden_size", self.inner_size())?;
+        if let Some(n) = self.max_sequence_length {
+            check::at_least_one("max_sequence_length", n)?;
+        }
+        check::positive("rope_theta", self.rope_theta)?;
+        check::positive("rms_norm_eps", self.rms_norm_eps)?;
+        check::token("mask_token_id", self.mask_token_id, self.rows())?;
+        check::token("eos_token_id", self.eos_token_id, self.rows())?;
+        Ok(())
+    }
+
     /// Settings this implementation does not cover, named by their config.json field.
     pub fn unsupported(&self) -> Option<(&'static str, String)> {
         if self.block_type != "llama" {
@@ -99,12 +122,6 @@ impl Config {
         }
         if !self.rope {
             return Some(("rope", "false".into()));
-        }
-        if self.n_heads == 0
-            || !self.d_model.is_multiple_of(self.n_heads)
-            || !self.n_heads.is_multiple_of(self.kv_heads())
-        {
-            return Some(("n_heads", self.n_heads.to_string()));
         }
         None
     }

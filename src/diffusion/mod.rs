@@ -3,6 +3,7 @@
 //! candle-transformers' shape); sampling lives in `sampler` and the denoising loop in
 //! `generate`.
 
+mod check;
 pub mod dream;
 pub mod generate;
 mod layers;

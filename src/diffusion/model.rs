@@ -49,6 +49,13 @@ pub enum ModelError {
         field: &'static str,
         value: String,
     },
+    #[error("{path}: {field} = {value}: {why}")]
+    Invalid {
+        path: String,
+        field: &'static str,
+        value: String,
+        why: String,
+    },
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("loading weights from {dir}: {source}")]
@@ -196,6 +203,16 @@ impl DiffusionLm {
                 source,
             })?;
         let params = weights_backend.param_count();
+        let invalid = |i: super::check::Invalid| ModelError::Invalid {
+            path: config_path.display().to_string(),
+            field: i.field,
+            value: i.value,
+            why: i.why,
+        };
+        let blocks = weights_backend.blocks_under(match family {
+            Family::Llada => "model.transformer.blocks.",
+            Family::Dream => "model.layers.",
+        });
         let vb = VarBuilder::from_backend(Box::new(weights_backend), dtype, device.clone());
         let weights = |source| ModelError::Weights {
             dir: dir.display().to_string(),
@@ -209,9 +226,11 @@ impl DiffusionLm {
         let (net, config_mask, eos, rows) = match family {
             Family::Llada => {
                 let cfg: llada::Config = read_json(&config_path)?;
+                cfg.check().map_err(invalid)?;
                 if let Some(u) = cfg.unsupported() {
                     return Err(unsupported(u));
                 }
+                super::check::blocks("n_layers", cfg.n_layers, blocks).map_err(invalid)?;
                 let rows = cfg.rows();
                 let eos = cfg.eos_token_id.into_iter().collect::<Vec<_>>();
                 (
@@ -223,9 +242,12 @@ impl DiffusionLm {
             }
             Family::Dream => {
                 let cfg: dream::Config = read_json(&config_path)?;
+                cfg.check().map_err(invalid)?;
                 if let Some(u) = cfg.unsupported() {
                     return Err(unsupported(u));
                 }
+                super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, blocks)
+                    .map_err(invalid)?;
                 let rows = cfg.vocab_size;
                 let eos = cfg.eos().into_iter().collect::<Vec<_>>();
                 (
@@ -237,6 +259,7 @@ impl DiffusionLm {
             }
         };
         let mask_id = codec.mask_id(overrides.mask_id.or(config_mask))?;
+        super::check::token("mask_token_id", Some(mask_id), rows).map_err(invalid)?;
         let name = dir
             .canonicalize()
             .ok()

@@ -98,6 +98,20 @@ impl MappedWeights {
         Ok(MappedWeights { maps, entries })
     }
 
+    /// How many numbered blocks the weights hold under `prefix` (`model.layers.` counts the
+    /// distinct N of `model.layers.N.…`).
+    pub fn blocks_under(&self, prefix: &str) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        for name in self.entries.keys() {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                if let Some(n) = rest.split('.').next().and_then(|n| n.parse::<usize>().ok()) {
+                    seen.insert(n);
+                }
+            }
+        }
+        seen.len()
+    }
+
     pub fn param_count(&self) -> usize {
         self.entries
             .values()

@@ -139,6 +139,8 @@ pub fn finish(
             .as_ref()
             .map(|r| serde_json::to_value(r).expect("a refinement always serializes")),
         warnings: warnings.clone(),
+        test_runs: outcome.test_totals.0,
+        test_ms: outcome.test_totals.1,
     });
     let all_good = !units.is_empty() && outcome.units.iter().all(|u| decisions.unit(u).is_good());
     Ok(RunReport {

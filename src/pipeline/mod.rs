@@ -164,6 +164,8 @@ pub struct Outcome {
     pub inputs: BTreeMap<String, String>,
     /// The baseline test runs, before any change (each unit's own run is in its outcome).
     pub test_baselines: Vec<crate::behaviour::TestRun>,
+    /// Every test run of the run (baselines and healing attempts): how many, how long.
+    pub test_totals: (usize, f64),
     pub compress_ms: f64,
     pub build_ms: f64,
 }
@@ -198,6 +200,9 @@ pub fn generate(
     progress.phase("gate", None);
     let files = workspace.gate(&gate, &built.units, options.build.safe_mode);
     Ok(Outcome {
+        test_totals: tests
+            .as_ref()
+            .map_or((0, 0.0), |t| (t.total_runs, t.total_ms)),
         test_baselines: tests.map(|t| t.baselines()).unwrap_or_default(),
         plan: prepared.plan,
         mode: built.mode,

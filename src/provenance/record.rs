@@ -44,6 +44,11 @@ pub struct RefactorRecord {
     /// What the run could not check, or did not (`--no-tests`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Every test run of the behaviour gate, healing attempts included: how many, how long.
+    #[serde(default)]
+    pub test_runs: usize,
+    #[serde(default)]
+    pub test_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
