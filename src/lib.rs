@@ -27,3 +27,4 @@ pub mod patch;
 pub mod pipeline;
 pub mod provenance;
 pub mod reasoner;
+pub mod serve;

@@ -434,3 +434,61 @@ fn serve_answers_bad_requests_in_the_openai_error_shape() {
     assert_eq!(get("/v1/chat/completions"), 405);
     assert_eq!(get("/v2/anything"), 404);
 }
+
+/// The status line of a raw HTTP exchange: what the server says to bytes a client sent.
+fn raw_status(base: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = base
+        .strip_prefix("http://")
+        .and_then(|a| a.strip_suffix("/v1"))
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let _ = s.write_all(request);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// What a hostile or broken client sends gets a 4xx, never a server error, and the server
+/// keeps serving: an overflowing `max_tokens`, a head too big or with too many headers, and a
+/// request whose two Content-Length headers disagree (the way requests are smuggled).
+#[test]
+fn serve_bounds_what_clients_send() {
+    let server = Served::start(None);
+    let url = format!("{}/chat/completions", server.base);
+    let r = ureq::post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"model": "tiny-chat", "max_tokens": 18446744073709551615, "messages": [{"role": "user", "content": "hi"}]}"#);
+    let resp = match r {
+        Err(ureq::Error::Status(_, r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.into_json().unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("max_tokens 18446744073709551615"),
+        "{message}"
+    );
+
+    let big = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 << 10)
+    );
+    assert!(raw_status(&server.base, big.as_bytes()).contains(" 431 "));
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert!(raw_status(&server.base, many.as_bytes()).contains(" 431 "));
+    let smuggled = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}";
+    assert!(raw_status(&server.base, smuggled.as_bytes()).contains(" 400 "));
+    let health = ureq::get(&format!("{}/health", server.base.trim_end_matches("/v1")))
+        .call()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}

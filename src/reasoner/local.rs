@@ -337,7 +337,11 @@ impl ChatModel for LocalChat {
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatReply, ChatError> {
         let prompt = self.render(&request.messages)?;
         let ids = self.encode(&prompt)?;
-        if ids.len() + request.max_tokens > self.context {
+        if ids
+            .len()
+            .checked_add(request.max_tokens)
+            .is_none_or(|total| total > self.context)
+        {
             return Err(ChatError::TooLong {
                 prompt: ids.len(),
                 max_tokens: request.max_tokens,
