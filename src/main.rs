@@ -11,7 +11,11 @@ fn main() -> ExitCode {
     match ouroboros::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors can carry URLs with credentials in them, or a secret the user typed.
+            eprintln!(
+                "error: {}",
+                ouroboros::provenance::redact(&format!("{e:#}"))
+            );
             ExitCode::from(2)
         }
     }

@@ -502,3 +502,54 @@ fn records_from_before_the_typed_request_still_replay() {
         );
     }
 }
+
+/// No secret reaches disk: not in the stored request, not in the saved diff, not in an error.
+#[test]
+fn secrets_stay_out_of_records_diffs_and_errors() {
+    let models = tempfile::tempdir().unwrap();
+    let ones = always_writes(ONE, &models.path().join("ones"));
+    let key_line = "const key = \"AKIAIOSFODNN7EXAMPLE\";\n";
+    let dir = support::project(&[("util.js", &format!("{key_line}{JS}"))]);
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "refactor",
+            "Use password=hunter2 against https://bob:pa55word@example.com",
+            "-t",
+            "util.js",
+            "-f",
+            "helper",
+            "--model",
+            ones.to_str().unwrap(),
+            "--no-tests",
+        ],
+    );
+    let id = run_id(&o);
+    let run_dir = dir.path().join(".ouroboros/runs").join(&id);
+    let record = fs::read_to_string(run_dir.join("artifact_metadata.json")).unwrap();
+    let diff = fs::read_to_string(run_dir.join("changes.diff")).unwrap();
+    for secret in ["hunter2", "pa55word", "AKIAIOSFODNN7EXAMPLE"] {
+        assert!(!record.contains(secret), "{secret} in the record");
+        assert!(!diff.contains(secret), "{secret} in changes.diff");
+    }
+    assert!(record.contains("password=[REDACTED]"));
+    let o = ouroboros(
+        dir.path(),
+        &[
+            "plan",
+            "x",
+            "-t",
+            "util.js",
+            "--reasoner",
+            "remote",
+            "--reasoner-url",
+            "http://alice:pw0rdXYZ@127.0.0.1:9/v1",
+            "--reasoner-model",
+            "m",
+            "--reasoner-retries",
+            "0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!text(&o).contains("pw0rdXYZ"), "{}", text(&o));
+}

@@ -113,9 +113,12 @@ pub fn finish(
     }
     if !diffs.is_empty() {
         let path = log.run_dir().join("changes.diff");
-        std::fs::write(&path, &diffs).map_err(|source| PipelineError::Write {
-            path: path.display().to_string(),
-            source,
+        // The saved diff is redacted as the record is; the one printed is the user's own.
+        std::fs::write(&path, crate::provenance::redact(&diffs)).map_err(|source| {
+            PipelineError::Write {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
     }
     let units = unit_records(outcome, decisions);

@@ -15,7 +15,7 @@ pub use record::{
     Attempt, FileModification, Metadata, ModelUsage, RefactorRecord, RunRecord, SafetyCheck,
     StepTiming, UnitRecord,
 };
-pub use redact::redact;
+pub use redact::{redact, redact_json};
 pub use store::{is_valid_run_id, ListedRun, RunStore, StoreError};
 
 use crate::patch::{atomic_write, AppliedChange, PatchError};
@@ -146,8 +146,10 @@ impl ProvenanceLogger {
             success,
             error,
         );
-        let redacted = self.record.redacted();
-        let json = serde_json::to_vec_pretty(&redacted).expect("a RunRecord always serializes");
+        // Every string of the record is redacted, the stored request and units included.
+        let mut value = serde_json::to_value(&self.record).expect("a RunRecord always serializes");
+        redact::redact_json(&mut value);
+        let json = serde_json::to_vec_pretty(&value).expect("a JSON value always serializes");
         let path = self.dir.join(RECORD_FILE);
         atomic_write(&path, &json, None)?;
         Ok(path)

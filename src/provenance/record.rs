@@ -1,7 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use super::redact::redact;
-
 /// `artifact_metadata.json`: the seed's schema, with our additions as optional fields so that a
 /// reader of the seed schema still understands every record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,27 +268,5 @@ impl RunRecord {
                 .map(|f| f.lines_removed)
                 .sum(),
         };
-    }
-
-    /// A copy safe to write: secrets scrubbed from every free-text field.
-    pub(crate) fn redacted(&self) -> RunRecord {
-        let mut r = self.clone();
-        r.issue_description = redact(&r.issue_description);
-        r.error = r.error.as_deref().map(redact);
-        for c in &mut r.safety_checks {
-            c.details = redact(&c.details);
-            c.command = c.command.as_deref().map(redact);
-            c.output_tail = c.output_tail.as_deref().map(redact);
-        }
-        for m in &mut r.models_used {
-            m.model_name = redact(&m.model_name);
-            m.purpose = redact(&m.purpose);
-        }
-        for a in &mut r.attempts {
-            for e in &mut a.errors {
-                *e = redact(e);
-            }
-        }
-        r
     }
 }

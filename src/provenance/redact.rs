@@ -13,7 +13,7 @@ const SECRET_VARS: &[&str] = &[
 const MASK: &str = "[REDACTED]";
 
 pub fn redact(text: &str) -> String {
-    let mut out = text.to_string();
+    let mut out = mask_private_keys(text);
     for var in SECRET_VARS {
         if let Ok(value) = std::env::var(var) {
             // Very short values would mask ordinary words; real keys are long.
@@ -33,8 +33,13 @@ fn mask_tokens(text: &str) -> String {
         let trimmed = word.trim_end();
         let tail = &word[trimmed.len()..];
         let lower = trimmed.to_ascii_lowercase();
-        // `Authorization: Bearer <token>`: the keywords stay, the word after them goes.
-        if lower == "bearer" || lower.ends_with("authorization:") {
+        // `Authorization: Bearer <token>`, `password: x`, `"token": "x"`: the keywords stay,
+        // the word after them goes.
+        let key = lower.trim_matches(|c: char| "\"'`".contains(c));
+        if lower == "bearer"
+            || lower.ends_with("authorization:")
+            || SPACED_KEYS.iter().any(|k| key.ends_with(k))
+        {
             mask_next = true;
             out.push_str(word);
             continue;
@@ -78,14 +83,66 @@ fn mask_assignment(word: &str, lower: &str) -> Option<String> {
     None
 }
 
+/// `name: value` pairs whose value is a secret, written with a space after the colon.
+const SPACED_KEYS: &[&str] = &[
+    "password:",
+    "password\":",
+    "passwd:",
+    "token:",
+    "token\":",
+    "secret:",
+    "secret\":",
+    "api_key:",
+    "api_key\":",
+    "apikey:",
+];
+
 fn looks_like_key(word: &str) -> bool {
     let w = word.trim_matches(|c: char| "\"'`,;()[]{}".contains(c));
     let prefixed = ["sk-", "sk_", "hf_", "ghp_", "github_pat_", "xoxb-"]
         .iter()
         .any(|p| w.starts_with(p) && w.len() >= p.len() + 16);
-    prefixed
+    // AWS access key ids: AKIA (long-term) or ASIA (temporary) and 16 more.
+    let aws = w.len() == 20
+        && (w.starts_with("AKIA") || w.starts_with("ASIA"))
         && w.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    aws || (prefixed
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)))
+}
+
+/// PEM private key blocks, markers kept and the key itself masked.
+fn mask_private_keys(text: &str) -> String {
+    const BEGIN: &str = "-----BEGIN ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(b) = rest.find(BEGIN) {
+        let label_at = b + BEGIN.len();
+        let Some(len) = rest[label_at..].find("-----") else {
+            break;
+        };
+        let head_end = label_at + len + 5;
+        let private = rest[label_at..label_at + len].contains("PRIVATE KEY");
+        out.push_str(&rest[..head_end]);
+        rest = &rest[head_end..];
+        if private {
+            out.push_str(MASK);
+            rest = rest.find("-----END ").map_or("", |e| &rest[e..]);
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every string in a JSON value, redacted in place.
+pub fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => *s = redact(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(redact_json),
+        _ => {}
+    }
 }
 
 /// `scheme://user:pass@host` → `scheme://user:[REDACTED]@host`.
@@ -116,6 +173,30 @@ mod tests {
         }
         assert!(r.contains("bolt://neo4j:[REDACTED]@db:7687"));
         assert!(r.starts_with("use [REDACTED] and password=[REDACTED]"));
+    }
+
+    #[test]
+    fn aws_keys_spaced_pairs_and_private_keys_are_masked() {
+        let text = "key AKIAIOSFODNN7EXAMPLE then password: hunter2 and \"token\": \"abc123xyz\"\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nxyz\n-----END RSA PRIVATE KEY-----\ndone";
+        let r = redact(text);
+        for secret in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "hunter2",
+            "abc123xyz",
+            "MIIEowIBAAKCAQEA",
+            "xyz\n",
+        ] {
+            assert!(!r.contains(secret), "{secret} leaked: {r}");
+        }
+        assert!(r.contains("-----BEGIN RSA PRIVATE KEY-----"), "{r}");
+        assert!(r.contains("-----END RSA PRIVATE KEY-----\ndone"), "{r}");
+        assert!(r.contains("password: [REDACTED]"), "{r}");
+        let mut v = serde_json::json!({"request": {"task": "password=hunter2"}, "n": [1, "https://bob:pa55word@h/x"]});
+        redact_json(&mut v);
+        let s = v.to_string();
+        assert!(!s.contains("hunter2") && !s.contains("pa55word"), "{s}");
+        let public = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----";
+        assert_eq!(redact(public), public);
     }
 
     #[test]
