@@ -33,6 +33,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = repo_root(args.root.as_deref())?;
+    super::report_leftovers(&root);
     let Some(kind) = SourceKind::from_path(&args.target) else {
         bail!(
             "{}: unknown file type; the gate knows .py .pyi .js .mjs .cjs .jsx .ts .mts .cts .tsx",
@@ -98,11 +99,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("invalid: not written\nprovenance: {}", path.display());
         return Ok(ExitCode::from(exit::REJECTED));
     }
-    let backups = log.run_dir().join("backups");
-    match patch::apply(&root, &backups, &snapshot, patched.as_bytes()) {
+    let run_dir = log.run_dir().to_path_buf();
+    match patch::apply(&root, &run_dir, &snapshot, patched.as_bytes()) {
         Ok(change) => {
             log.log_file_modification(&change);
             let path = log.finish(true, None)?;
+            patch::journal::complete(&run_dir)?;
             println!(
                 "applied: {file} (+{} -{}), backup {}\nrun: {}\nprovenance: {}",
                 change.lines_added,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::librarian::{self, BoltConfig, GraphStore, Neo4jStore, SqliteStore};
+use crate::librarian::{BoltConfig, GraphStore, Neo4jStore, SqliteStore};
 
 pub const USER_ENV: &str = "OUROBOROS_NEO4J_USER";
 pub const PASSWORD_ENV: &str = "OUROBOROS_NEO4J_PASSWORD";
@@ -50,7 +50,7 @@ pub struct OpenedStore {
 impl GraphArgs {
     pub fn open(&self, root: &Path) -> anyhow::Result<OpenedStore> {
         let Some(uri) = &self.graph_uri else {
-            let db = librarian::default_db(root);
+            let db = crate::patch::state_path(root, "graph.db")?;
             let existed = db.is_file();
             let store =
                 SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;

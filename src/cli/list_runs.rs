@@ -21,8 +21,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = repo_root(args.root.as_deref())?;
+    let store = RunStore::new(&root);
     let mut rows = Vec::new();
-    for entry in RunStore::new(&root).list() {
+    for entry in store.list() {
         match entry {
             ListedRun::Ok(r) => rows.push(r),
             ListedRun::Unreadable { run_id, reason, .. } => {
@@ -42,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "task": r.issue_description,
                     "duration_seconds": r.duration_seconds,
                     "success": r.success,
+                    "interrupted": store.interrupted(&r.run_id),
                     "files_modified": r.file_modifications.len(),
                     "timestamp": r.timestamp_start,
                 })
@@ -80,7 +82,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             r.run_id.clone(),
             task,
             format!("{:.2}s", r.duration_seconds),
-            if r.success { "yes".into() } else { "no".into() },
+            if store.interrupted(&r.run_id) {
+                "interrupted".into()
+            } else if r.success {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             r.file_modifications.len().to_string(),
             r.timestamp_start.clone(),
         ]);

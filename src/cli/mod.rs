@@ -128,6 +128,22 @@ pub(crate) fn repo_root(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(cwd)
 }
 
+/// Say what an earlier run killed while writing left behind (temp files are removed here).
+pub(crate) fn report_leftovers(root: &Path) {
+    let left = crate::patch::recover(root);
+    for id in &left.interrupted {
+        eprintln!(
+            "warning: run {id} was interrupted while writing files; `ouroboros rollback {id}` undoes what it wrote, `ouroboros list-runs` shows it"
+        );
+    }
+    if !left.removed.is_empty() {
+        eprintln!(
+            "removed {} temp file(s) an interrupted write left behind",
+            left.removed.len()
+        );
+    }
+}
+
 /// A target as the graph names it: relative to the repository root, with `/`.
 pub(crate) fn repo_relative(root: &Path, target: &Path) -> anyhow::Result<String> {
     let abs = target

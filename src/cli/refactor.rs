@@ -152,6 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = super::repo_root(args.root.as_deref())?;
     let (request, options) = args.resolve(&root)?;
     interrupt::install();
+    super::report_leftovers(&root);
     // Flags first: a bad reasoner option should not cost a model load.
     let mut chat = options.reasoner.open(options.model.device)?;
     let engine = args.model.load()?;

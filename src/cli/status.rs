@@ -27,7 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = repo_root(args.root.as_deref())?;
     let store = RunStore::new(&root);
     let record = match &args.run_id {
-        Some(id) => store.load(id).map_err(|e| anyhow!(e))?,
+        Some(id) => store.load(id)?,
         None => store.latest().ok_or_else(|| {
             anyhow!(
                 "no runs recorded under {}",
@@ -40,6 +40,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else {
         print!("{}", render(&record));
+        if store.interrupted(&record.run_id) {
+            println!(
+                "interrupted while writing files: `ouroboros rollback {}` undoes what it wrote",
+                record.run_id
+            );
+        }
         println!("record: {}", path.display());
     }
     Ok(ExitCode::from(exit::OK))

@@ -38,7 +38,16 @@ impl ScoreCache {
 
     /// The repository's cache, `.ouroboros/compressor.sqlite` beside the code graph.
     pub fn in_repo(root: &Path) -> Result<ScoreCache, CompressError> {
-        ScoreCache::open(&root.join(".ouroboros").join("compressor.sqlite"))
+        let path = crate::patch::state_path(root, "compressor.sqlite").map_err(|e| {
+            CompressError::Cache {
+                path: root
+                    .join(".ouroboros/compressor.sqlite")
+                    .display()
+                    .to_string(),
+                source: Box::new(e),
+            }
+        })?;
+        ScoreCache::open(&path)
     }
 
     pub fn key(scorer: &str, unit_code: &str, context: &str) -> String {

@@ -53,3 +53,10 @@ pub fn resolve_in_repo(root: &Path, rel: &Path) -> Result<PathBuf, PatchError> {
     }
     Ok(full)
 }
+
+/// A path under the repository's own `.ouroboros/` (run records, backups, the graph, caches),
+/// refusing a `.ouroboros` or `.ouroboros/runs` that is a symlink leading outside the
+/// repository: what is written there must stay inside it.
+pub fn state_path(root: &Path, rel: &str) -> Result<PathBuf, PatchError> {
+    resolve_in_repo(root, &Path::new(".ouroboros").join(rel))
+}

@@ -31,6 +31,8 @@ pub enum FileStatus {
     CanApply,
     NeedsReview(Review),
     Invalid,
+    /// It changed while the run worked on it: not written, so the edit is kept.
+    Stale,
 }
 
 impl FileStatus {
@@ -44,6 +46,7 @@ impl FileStatus {
                 "needs review: untested public API"
             }
             FileStatus::Invalid => "invalid: not written",
+            FileStatus::Stale => "stale: changed during the run, not written",
         }
     }
 }

@@ -103,13 +103,9 @@ pub fn finish(
             Some(&f.file),
         );
         diffs.push_str(&Diff::new(&f.file, &f.original, &f.patched).unified);
-        let status = decisions.files.get_mut(&f.file).expect("decided per file");
-        if *status == FileStatus::CanApply && write && !interrupt::requested() {
-            let backups = log.run_dir().join("backups");
-            let change = patch::apply(root, &backups, &f.snapshot, f.patched.as_bytes())?;
-            log.log_file_modification(&change);
-            *status = FileStatus::Applied;
-        }
+    }
+    if write && !interrupt::requested() {
+        write_files(root, log, outcome, decisions)?;
     }
     if !diffs.is_empty() {
         let path = log.run_dir().join("changes.diff");
@@ -165,7 +161,39 @@ pub fn finish(
     })
 }
 
-/// Write the record of a finished run.
+/// Every file that can be applied, in one journaled step (see `patch::apply_all`); a file that
+/// changed during the run is left as it is and marked stale.
+fn write_files(
+    root: &std::path::Path,
+    log: &mut ProvenanceLogger,
+    outcome: &Outcome,
+    decisions: &mut Decisions,
+) -> Result<(), PipelineError> {
+    let ready: Vec<&super::FileOutcome> = outcome
+        .files
+        .iter()
+        .filter(|f| decisions.files.get(&f.file) == Some(&FileStatus::CanApply))
+        .collect();
+    let changes: Vec<(&patch::Snapshot, &[u8])> = ready
+        .iter()
+        .map(|f| (&f.snapshot, f.patched.as_bytes()))
+        .collect();
+    let results = patch::apply_all(root, log.run_dir(), &changes)?;
+    for (f, result) in ready.iter().zip(results) {
+        let status = match result {
+            Ok(change) => {
+                log.log_file_modification(&change);
+                FileStatus::Applied
+            }
+            Err(patch::PatchError::Stale { .. }) => FileStatus::Stale,
+            Err(e) => return Err(e.into()),
+        };
+        decisions.files.insert(f.file.clone(), status);
+    }
+    Ok(())
+}
+
+/// Write the record of a finished run, then let its journal go: the record holds it all now.
 pub fn close(log: ProvenanceLogger, mut report: RunReport) -> Result<RunReport, PipelineError> {
     let error = if report.interrupted {
         Some("interrupted".to_string())
@@ -175,6 +203,7 @@ pub fn close(log: ProvenanceLogger, mut report: RunReport) -> Result<RunReport, 
         Some("some units are invalid, skipped or over --max-risk".to_string())
     };
     report.record = log.finish(report.all_good && !report.interrupted, error)?;
+    patch::journal::complete(&report.run_dir)?;
     Ok(report)
 }
 

@@ -22,6 +22,9 @@ use crate::patch::{atomic_write, AppliedChange, PatchError};
 
 pub const RECORD_FILE: &str = "artifact_metadata.json";
 
+/// The error a record carries until its run finishes.
+pub const UNFINISHED: &str = "the run did not finish (still running, or killed)";
+
 pub fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -57,19 +60,24 @@ pub struct ProvenanceLogger {
 impl ProvenanceLogger {
     /// Start a run under `root/.ouroboros/runs/<run_id>/`, creating the directory.
     pub fn start(root: &Path, issue_description: &str) -> Result<ProvenanceLogger, PatchError> {
-        let store = RunStore::new(root);
         let run_id = new_run_id();
-        let dir = store.run_dir(&run_id);
+        let dir = crate::patch::state_path(root, &format!("runs/{run_id}"))?;
         std::fs::create_dir_all(&dir).map_err(|source| PatchError::Io {
             path: dir.display().to_string(),
             source,
         })?;
-        Ok(ProvenanceLogger {
+        let logger = ProvenanceLogger {
             dir,
             record: RunRecord::new(run_id, issue_description, now_rfc3339()),
             started: Instant::now(),
             finished: false,
-        })
+        };
+        // A first record at once: a run killed before it finishes (kill -9, a power cut) is
+        // still listed, as unfinished, and its journal, if any, says what it was writing.
+        let mut first = logger.record.clone();
+        first.error = Some(UNFINISHED.into());
+        logger.save(&first)?;
+        Ok(logger)
     }
 
     pub fn run_id(&self) -> &str {
@@ -122,6 +130,7 @@ impl ProvenanceLogger {
             lines_removed: change.lines_removed,
             backup_path: change.backup_path.clone(),
             timestamp: now_rfc3339(),
+            write: Some(change.method.name().to_string()),
         });
     }
 
@@ -146,8 +155,12 @@ impl ProvenanceLogger {
             success,
             error,
         );
-        // Every string of the record is redacted, the stored request and units included.
-        let mut value = serde_json::to_value(&self.record).expect("a RunRecord always serializes");
+        self.save(&self.record)
+    }
+
+    /// Write `record` (redacted: every string, the stored request and units included).
+    fn save(&self, record: &RunRecord) -> Result<PathBuf, PatchError> {
+        let mut value = serde_json::to_value(record).expect("a RunRecord always serializes");
         redact::redact_json(&mut value);
         let json = serde_json::to_vec_pretty(&value).expect("a JSON value always serializes");
         let path = self.dir.join(RECORD_FILE);

@@ -198,6 +198,9 @@ pub struct FileModification {
     pub lines_removed: usize,
     pub backup_path: String,
     pub timestamp: String,
+    /// `exchange` (atomic, checked after: no edit lost) or `rename` (checked just before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<String>,
 }
 
 /// One attempt at producing an edit unit: the first generation, a diffusion repair, or a

@@ -9,6 +9,8 @@ pub enum StoreError {
         "`{0}` is not a run id (expected gen_YYYYMMDD_HHMMSS_xxxxxx); see `ouroboros list-runs`"
     )]
     BadId(String),
+    #[error("{0}")]
+    Outside(String),
     #[error("no run `{id}` in {dir}")]
     NoRun { id: String, dir: String },
     #[error("{path}")]
@@ -27,6 +29,7 @@ pub enum StoreError {
 
 /// The runs of one repository, under `.ouroboros/runs/`.
 pub struct RunStore {
+    root: PathBuf,
     runs: PathBuf,
 }
 
@@ -67,8 +70,14 @@ fn started_from_id(id: &str) -> String {
 impl RunStore {
     pub fn new(root: &Path) -> RunStore {
         RunStore {
+            root: root.to_path_buf(),
             runs: root.join(".ouroboros").join("runs"),
         }
+    }
+
+    /// The runs folder, unless `.ouroboros` or `runs` leads out of the repository.
+    fn checked(&self) -> Result<PathBuf, StoreError> {
+        crate::patch::state_path(&self.root, "runs").map_err(|e| StoreError::Outside(e.to_string()))
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
@@ -84,6 +93,7 @@ impl RunStore {
         if !is_valid_run_id(run_id) {
             return Err(StoreError::BadId(run_id.to_string()));
         }
+        self.checked()?;
         let path = self.record_path(run_id);
         if !self.run_dir(run_id).is_dir() {
             return Err(StoreError::NoRun {
@@ -91,11 +101,14 @@ impl RunStore {
                 dir: self.runs.display().to_string(),
             });
         }
-        read_record(&path)
+        read_record(&path, run_id)
     }
 
     /// Every run, newest first. Unreadable records are listed as such, never fatal.
     pub fn list(&self) -> Vec<ListedRun> {
+        if self.checked().is_err() {
+            return Vec::new();
+        }
         let Ok(entries) = fs::read_dir(&self.runs) else {
             return Vec::new();
         };
@@ -109,7 +122,7 @@ impl RunStore {
             .into_iter()
             .map(|id| {
                 let path = self.record_path(&id);
-                match read_record(&path) {
+                match read_record(&path, &id) {
                     Ok(r) => ListedRun::Ok(Box::new(r)),
                     Err(e) => ListedRun::Unreadable {
                         run_id: id,
@@ -129,6 +142,15 @@ impl RunStore {
         runs
     }
 
+    /// Whether run `id` was killed while writing files: its journal is still there.
+    pub fn interrupted(&self, id: &str) -> bool {
+        is_valid_run_id(id)
+            && self
+                .run_dir(id)
+                .join(crate::patch::journal::JOURNAL_FILE)
+                .is_file()
+    }
+
     pub fn latest(&self) -> Option<RunRecord> {
         self.list().into_iter().find_map(|r| match r {
             ListedRun::Ok(r) => Some(*r),
@@ -137,15 +159,20 @@ impl RunStore {
     }
 }
 
-fn read_record(path: &Path) -> Result<RunRecord, StoreError> {
+/// The record of run `id`: a run is named by its folder, whatever its record's `run_id` field
+/// says (a forged `../../etc` is shown as the folder it sits in).
+fn read_record(path: &Path, id: &str) -> Result<RunRecord, StoreError> {
     let bytes = fs::read(path).map_err(|source| StoreError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
-        path: path.display().to_string(),
-        source,
-    })
+    let mut record: RunRecord =
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+    record.run_id = id.to_string();
+    Ok(record)
 }
 
 /// `gen_YYYYMMDD_HHMMSS_xxxxxx`; anything else is not ours (and could be a path trick).

@@ -32,6 +32,7 @@ fn a_finished_run_writes_the_seed_schema_with_totals() {
         lines_added: 3,
         lines_removed: 1,
         backup_path: ".ouroboros/runs/x/backups/a.py".into(),
+        method: crate::patch::Method::Exchange,
     });
     let id = log.run_id().to_string();
     let path = log.finish(true, None).unwrap();
