@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     if selector & 0x10 != 0 {
         kind.goal = ModuleGoal::CommonJs;
     }
-    let gate = Gate::default();
+    // Bit 0x40: every layer on every text (tree-sitter too), as `validate --all-layers` does.
+    let gate = Gate {
+        all_layers: selector & 0x40 != 0,
+        ..Gate::default()
+    };
     let report = gate.check(source, kind);
     assert_eq!(report.is_valid, report.blocking().next().is_none());
     // Judge the second half as an edit of the first.

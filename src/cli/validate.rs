@@ -25,6 +25,10 @@ pub struct Args {
     /// Python version whose grammar is enforced.
     #[arg(long, default_value = "3.12")]
     pub python_version: PythonTarget,
+    /// Run tree-sitter on every file, not only where the strict parser found errors, and show
+    /// its complaints about files the strict parser accepts as warnings.
+    #[arg(long)]
+    pub all_layers: bool,
     /// Files larger than this many bytes are refused rather than parsed.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub max_file_size: u64,
@@ -61,7 +65,10 @@ enum InputSource {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let gate = Gate::new(args.python_version);
+    let gate = Gate {
+        all_layers: args.all_layers,
+        ..Gate::new(args.python_version)
+    };
     let inputs = collect_inputs(&args)?;
     let progress = progress_bar(inputs.len());
     let outcomes: Vec<Outcome> = inputs

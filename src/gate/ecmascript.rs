@@ -46,9 +46,11 @@ pub(crate) fn check(source: &str, kind: SourceKind) -> StrictResult {
     let parsed = Parser::new(&allocator, source, source_type(kind))
         .with_options(options)
         .parse();
+    // The first errors only: placing each costs a scan of the text before it.
     let mut errors: Vec<GateError> = parsed
         .diagnostics
         .iter()
+        .take(super::MAX_ERRORS)
         .map(|d| to_error(source, d, "syntax"))
         .collect();
     let mut warnings = Vec::new();
@@ -65,7 +67,7 @@ pub(crate) fn check(source: &str, kind: SourceKind) -> StrictResult {
             .with_check_syntax_error(true)
             .build(&parsed.program);
         let typescript = kind.language != Language::JavaScript;
-        for d in semantic.diagnostics.iter() {
+        for d in semantic.diagnostics.iter().take(super::MAX_ERRORS) {
             let e = to_error(source, d, "semantic");
             if typescript && is_type_level_in_typescript(d) {
                 warnings.push(GateError {

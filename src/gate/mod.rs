@@ -12,6 +12,7 @@
 
 mod ecmascript;
 mod introduced;
+mod nesting;
 mod python;
 mod report;
 pub mod semantic;
@@ -23,41 +24,73 @@ pub use crate::lang::{Language, ModuleGoal, SourceKind, EXTENSIONS};
 pub use python::PythonTarget;
 pub use report::{GateError, GateReport, Layer, Severity};
 
-/// Inputs up to this tree depth are parsed on the caller's stack.
-const SHALLOW_DEPTH: usize = 256;
-/// Deeper than this is rejected without running the strict parser.
-const MAX_DEPTH: usize = 3000;
-const DEEP_STACK_BYTES: usize = 512 << 20;
+/// Deeper bracket nesting than this is rejected without parsing (CPython stops at 200, V8 and
+/// the strict parsers go deeper; nobody writes this by hand).
+pub const MAX_NESTING: usize = 3000;
+/// Every parse runs on a thread with this much stack: the strict parsers and their AST walks
+/// recurse once per nesting level, and a walk of a directory runs on rayon's smaller stacks.
+const PARSER_STACK_BYTES: usize = 512 << 20;
+/// How long tree-sitter may spend locating errors in one text.
+pub const TREE_SITTER_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+/// At most this many errors of each layer are kept (a file of 20,000 broken lines would
+/// otherwise cost time quadratic in its length to report).
+pub const MAX_ERRORS: usize = 100;
 
 /// The gate's settings. Cheap to clone; parsers are cached per thread, not per gate.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gate {
     /// The Python version whose grammar is enforced (syntax newer than this is an error).
     pub python: PythonTarget,
+    /// Run tree-sitter on every text, not only on those the strict layer rejects, to report its
+    /// complaints as warnings.
+    pub all_layers: bool,
 }
 
 impl Gate {
     pub fn new(python: PythonTarget) -> Gate {
-        Gate { python }
+        Gate {
+            python,
+            all_layers: false,
+        }
     }
 
-    /// Judge a whole source text.
+    /// Judge a whole source text. The strict parser decides; tree-sitter runs only to locate
+    /// what the strict parser rejected (or on every text with `all_layers`), since when the
+    /// strict parser accepts a text, tree-sitter's complaints are warnings at most.
     pub fn check(&self, source: &str, kind: SourceKind) -> GateReport {
-        let started = Instant::now();
-        let ts = treesitter::check(source, kind.language);
-        let ts_us = started.elapsed().as_micros() as u64;
-
+        let nesting = nesting::depth(source, kind.language);
+        if nesting > MAX_NESTING {
+            let message = format!(
+                "nesting deeper than {MAX_NESTING} levels ({nesting}); CPython and V8 reject such input too"
+            );
+            let e = GateError::at(source, Layer::Strict, 0..0, "syntax", message);
+            return report::finish(kind.language, vec![e], Vec::new(), nesting, 0, 0, 0);
+        }
         let strict_started = Instant::now();
-        let strict = self.strict(source, kind, ts.ast_depth);
+        let strict = self.strict(source, kind);
         let strict_us = strict_started.elapsed().as_micros() as u64;
-
+        let accepted = !strict.errors.iter().any(GateError::blocks);
+        if accepted && !self.all_layers {
+            return report::finish(
+                kind.language,
+                strict.errors,
+                strict.warnings,
+                nesting,
+                0,
+                0,
+                strict_us,
+            );
+        }
+        let started = Instant::now();
+        let ts = treesitter::check(source, kind.language, TREE_SITTER_BUDGET, MAX_ERRORS);
+        let ts_us = started.elapsed().as_micros() as u64;
         let mut errors = ts.errors;
         errors.extend(strict.errors);
         let mut warnings = strict.warnings;
         // tree-sitter's grammars lag the languages (new syntax, rare forms). When the strict
         // parser, which tracks the real compiler, accepts the text, a tree-sitter complaint is
         // kept as a warning rather than a rejection.
-        if !errors.iter().any(|e| e.layer == Layer::Strict) {
+        if accepted {
             for mut e in errors.drain(..) {
                 e.severity = Severity::Warning;
                 warnings.push(e);
@@ -67,39 +100,29 @@ impl Gate {
             kind.language,
             errors,
             warnings,
-            ts.ast_depth,
+            ts.ast_depth.max(nesting),
             ts.error_nodes,
             ts_us,
             strict_us,
         )
     }
 
-    fn strict(&self, source: &str, kind: SourceKind, depth: usize) -> python::StrictResult {
-        let run = || match kind.language {
-            Language::Python => python::check(source, kind, self.python),
-            Language::JavaScript | Language::TypeScript | Language::Tsx => {
-                ecmascript::check(source, kind)
-            }
-        };
-        if depth <= SHALLOW_DEPTH {
-            return run();
-        }
-        if depth > MAX_DEPTH {
-            let message = format!(
-                "nesting too deep: {depth} levels (the gate's limit is {MAX_DEPTH}; CPython and V8 \
-                 also reject such input)"
-            );
-            let e = GateError::at(source, Layer::Strict, 0..0, "syntax", message);
-            return python::StrictResult {
-                errors: vec![e],
-                warnings: Vec::new(),
+    /// The strict layer, on a thread with a stack no input under [`MAX_NESTING`] exhausts.
+    fn strict(&self, source: &str, kind: SourceKind) -> python::StrictResult {
+        let run = || {
+            let mut r = match kind.language {
+                Language::Python => python::check(source, kind, self.python),
+                Language::JavaScript | Language::TypeScript | Language::Tsx => {
+                    ecmascript::check(source, kind)
+                }
             };
-        }
-        // The strict parsers and their AST visitors recurse once per nesting level; give deep
-        // inputs a stack that cannot run out before MAX_DEPTH.
+            r.errors.sort_by_key(|e| e.byte_range.start);
+            r.errors.truncate(MAX_ERRORS);
+            r
+        };
         std::thread::scope(|s| {
             std::thread::Builder::new()
-                .stack_size(DEEP_STACK_BYTES)
+                .stack_size(PARSER_STACK_BYTES)
                 .spawn_scoped(s, run)
                 .expect("spawning a parser thread")
                 .join()

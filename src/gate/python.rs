@@ -80,19 +80,27 @@ pub(crate) fn check(source: &str, kind: SourceKind, target: PythonTarget) -> Str
     };
     let options = ParseOptions::from(source_type).with_target_version(target.0);
     let parsed = parse_unchecked(source, options);
+    // The first errors only: placing each costs a scan of the text before it.
     let mut errors: Vec<GateError> = parsed
         .errors()
         .iter()
+        .take(super::MAX_ERRORS)
         .map(|e| at(source, e.location, "syntax", e.error.to_string()))
         .collect();
-    errors.extend(parsed.unsupported_syntax_errors().iter().map(|e| {
-        at(
-            source,
-            e.range,
-            "unsupported",
-            format!("{e} (target Python {target})"),
-        )
-    }));
+    errors.extend(
+        parsed
+            .unsupported_syntax_errors()
+            .iter()
+            .take(super::MAX_ERRORS)
+            .map(|e| {
+                at(
+                    source,
+                    e.range,
+                    "unsupported",
+                    format!("{e} (target Python {target})"),
+                )
+            }),
+    );
     errors.extend(cpython_limits(source, parsed.tokens()));
     // Semantic checks on a tree the parser had to repair would mostly report echoes of the
     // syntax errors above.

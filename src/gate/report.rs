@@ -184,6 +184,9 @@ fn clamp_to_char(source: &str, mut at: usize) -> usize {
     at
 }
 
+/// How much of a line an error's context shows.
+const CONTEXT_CHARS: usize = 120;
+
 /// 1-based line and character column of a byte offset, and the line with a caret under it.
 fn locate(source: &str, at: usize) -> (usize, usize, String) {
     let line_start = source[..at].rfind('\n').map_or(0, |i| i + 1);
@@ -192,13 +195,25 @@ fn locate(source: &str, at: usize) -> (usize, usize, String) {
     let text = source[line_start..line_end].trim_end_matches('\r');
     let prefix = &source[line_start..at];
     let column = prefix.chars().count() + 1;
+    // A very long line (minified code, a generated table) is shown around the spot only.
+    let chars: Vec<char> = text.chars().collect();
+    let from = (column - 1).saturating_sub(CONTEXT_CHARS / 2);
+    let to = (from + CONTEXT_CHARS).min(chars.len());
+    let shown: String = chars[from.min(to)..to].iter().collect();
+    let (open, close) = (
+        if from > 0 { "…" } else { "" },
+        if to < chars.len() { "…" } else { "" },
+    );
     // Keep tabs in the caret line so the caret lines up under the source line whatever the
     // terminal's tab width.
-    let pad: String = prefix
-        .chars()
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
+    let pad: String = std::iter::repeat_n(' ', open.chars().count())
+        .chain(
+            chars[from.min(chars.len())..(column - 1).min(chars.len())]
+                .iter()
+                .map(|&c| if c == '\t' { '\t' } else { ' ' }),
+        )
         .collect();
-    let context = format!("{text}\n{pad}^");
+    let context = format!("{open}{shown}{close}\n{pad}^");
     (line_no, column, context)
 }
 
@@ -214,6 +229,16 @@ mod tests {
         assert_eq!(e.context, "\tb = (\n\t  ^");
         let end = GateError::at(src, Layer::Strict, 99..120, "syntax", "eof".into());
         assert_eq!((end.line, end.column), (3, 2));
+    }
+
+    #[test]
+    fn long_lines_are_shown_around_the_spot() {
+        let src = format!("{}x{}", "a".repeat(5000), "b".repeat(5000));
+        let e = GateError::at(&src, Layer::Strict, 5000..5001, "syntax", "x".into());
+        let (line, caret) = e.context.split_once('\n').unwrap();
+        assert!(line.chars().count() <= 122, "{}", line.len());
+        assert!(line.starts_with('…') && line.ends_with('…'));
+        assert_eq!(line.chars().nth(caret.chars().count() - 1), Some('x'));
     }
 
     #[test]

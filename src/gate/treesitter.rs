@@ -12,16 +12,24 @@ pub(crate) struct TreeSitterResult {
     pub error_nodes: usize,
 }
 
-pub(crate) fn check(source: &str, language: Language) -> TreeSitterResult {
-    let Some(tree) = crate::lang::parse(source, language) else {
-        // Only happens on cancellation or a timeout, neither of which we set; treat it as one
-        // error at the top rather than a crash.
+/// Every ERROR and MISSING node (at most `max_errors` of them), within `budget`. Running out
+/// of time fails closed: one error saying so, which no caller can mistake for a pass.
+pub(crate) fn check(
+    source: &str,
+    language: Language,
+    budget: std::time::Duration,
+    max_errors: usize,
+) -> TreeSitterResult {
+    let Some(tree) = crate::lang::parse_within(source, language, budget) else {
         let e = GateError::at(
             source,
             Layer::TreeSitter,
             0..0,
             "ERROR",
-            "tree-sitter gave up".into(),
+            format!(
+                "too complex to validate within the limit ({} s of tree-sitter time)",
+                budget.as_secs_f64()
+            ),
         );
         return TreeSitterResult {
             errors: vec![e],
@@ -37,10 +45,12 @@ pub(crate) fn check(source: &str, language: Language) -> TreeSitterResult {
     loop {
         let node = cursor.node();
         max_depth = max_depth.max(depth + 1);
-        if node.is_error() {
-            errors.push(error_node(source, node));
-        } else if node.is_missing() {
-            errors.push(missing_node(source, node));
+        if errors.len() < max_errors {
+            if node.is_error() {
+                errors.push(error_node(source, node));
+            } else if node.is_missing() {
+                errors.push(missing_node(source, node));
+            }
         }
         if node.has_error() && cursor.goto_first_child() {
             depth += 1;
@@ -137,6 +147,10 @@ fn first_leaf_text(source: &str, node: Node) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn check(source: &str, language: Language) -> TreeSitterResult {
+        super::check(source, language, std::time::Duration::from_secs(5), 100)
+    }
+
     #[test]
     fn finds_error_and_missing_nodes() {
         let r = check("def f(:\n    pass\n", Language::Python);
@@ -150,6 +164,24 @@ mod tests {
         let ok = check("const a: number = 1;\n", Language::TypeScript);
         assert!(ok.errors.is_empty());
         assert!(ok.ast_depth >= 3);
+    }
+
+    #[test]
+    fn running_out_of_time_fails_closed() {
+        let src = "print(1 +)\n".repeat(20_000);
+        let r = super::check(&src, Language::Python, std::time::Duration::ZERO, 100);
+        assert!(
+            r.errors[0].message.contains("too complex to validate"),
+            "{:?}",
+            r.errors[0]
+        );
+        let r = super::check(
+            &src,
+            Language::Python,
+            std::time::Duration::from_secs(30),
+            100,
+        );
+        assert_eq!(r.errors.len(), 100);
     }
 
     #[test]

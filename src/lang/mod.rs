@@ -173,8 +173,18 @@ thread_local! {
     static PARSERS: RefCell<[Option<Parser>; 4]> = const { RefCell::new([None, None, None, None]) };
 }
 
-/// Parse with this thread's parser for `language`. `None` only if tree-sitter gives up.
+/// How long a parse may take unless its caller says otherwise: tree-sitter's error recovery has
+/// no bound of its own, and a few pathological inputs take minutes.
+pub const PARSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Parse with this thread's parser for `language`, within [`PARSE_BUDGET`]. `None` when
+/// tree-sitter gives up or runs out of time.
 pub fn parse(source: &str, language: Language) -> Option<Tree> {
+    parse_within(source, language, PARSE_BUDGET)
+}
+
+/// Parse within `budget`; `None` when it runs out (or tree-sitter gives up).
+pub fn parse_within(source: &str, language: Language, budget: std::time::Duration) -> Option<Tree> {
     PARSERS.with(|cell| {
         let mut parsers = cell.borrow_mut();
         let parser = parsers[language.slot()].get_or_insert_with(|| {
@@ -183,7 +193,19 @@ pub fn parse(source: &str, language: Language) -> Option<Tree> {
                 .expect("bundled grammar matches the tree-sitter ABI");
             p
         });
-        parser.parse(source, None)
+        let started = std::time::Instant::now();
+        let mut over = |_: &tree_sitter::ParseState| started.elapsed() > budget;
+        let bytes = source.as_bytes();
+        let tree = parser.parse_with_options(
+            &mut |at, _| bytes.get(at..).unwrap_or_default(),
+            None,
+            Some(tree_sitter::ParseOptions::new().progress_callback(&mut over)),
+        );
+        if tree.is_none() {
+            // A cancelled parse leaves the parser mid-way; the next one starts clean.
+            parser.reset();
+        }
+        tree
     })
 }
 
