@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::chat_template;
 use crate::device::{DeviceError, DeviceSpec, Precision};
 use crate::diffusion::{
-    DiffusionLm, EosPolicy, Family, GenerateConfig, ModelError, SamplerKind, TokenSampling,
+    CacheMode, DiffusionLm, EosPolicy, Family, GenerateConfig, ModelError, SamplerKind,
+    TokenSampling,
 };
 use crate::models::{self, Manifest, ResolveError};
 
@@ -155,6 +156,12 @@ pub struct SamplingOptions {
     pub alg_temp: Option<f64>,
     pub eps: f64,
     pub threshold: Option<f64>,
+    /// Fast-dLLM's factor rule (records before it existed have none).
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// Fast-dLLM's block cache (records before it existed ran without one).
+    #[serde(default)]
+    pub cache: CacheMode,
     pub eos: EosPolicy,
     pub seed: u64,
 }
@@ -171,6 +178,8 @@ impl Default for SamplingOptions {
             alg_temp: None,
             eps: 1e-3,
             threshold: None,
+            factor: None,
+            cache: CacheMode::None,
             eos: EosPolicy::Allow,
             seed: 0,
         }
@@ -325,6 +334,8 @@ impl Engine {
             alg_temp: s.alg_temp.or(g.alg_temp),
             eps: s.eps,
             threshold: s.threshold,
+            factor: s.factor,
+            cache: s.cache,
             eos: s.eos,
             seed: s.seed,
         })

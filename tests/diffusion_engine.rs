@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use ouroboros::diffusion::{
-    generate, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides, SamplerKind, TokenSampling,
+    generate, generate_batch, CacheMode, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides,
+    SamplerKind, TokenSampling,
 };
 
 const LLADA: &str = "tests/fixtures/diffusion/tiny-llada";
@@ -40,6 +41,8 @@ fn config(sampler: SamplerKind, temperature: f64, seed: u64) -> GenerateConfig {
         alg_temp: None,
         eps: 1e-3,
         threshold: None,
+        factor: None,
+        cache: CacheMode::None,
         eos: EosPolicy::Allow,
         seed,
     }
@@ -147,6 +150,90 @@ fn eos_suppression_keeps_eos_out() {
         let out = generate(&m, Canvas::for_prompt(&prompt, 16, m.mask_id), &cfg, |_| {}).unwrap();
         assert!(out.canvas.generated().iter().all(|t| !eos.contains(t)));
     }
+}
+
+/// Canvases of different lengths and kinds (prompt, infill), each with its own settings: every
+/// cache, fixed steps, threshold and factor, greedy and sampled.
+fn mixed_jobs(m: &DiffusionLm) -> Vec<(Canvas, GenerateConfig)> {
+    let texts = [
+        "def add(a, b):",
+        "class Store:\n    def __init__(self):\n        self.items = {}\n    def",
+        "x",
+    ];
+    let mut jobs = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let prompt = m.codec.encode(text).unwrap();
+        for (j, cache) in [CacheMode::None, CacheMode::Prefix, CacheMode::Dual]
+            .into_iter()
+            .enumerate()
+        {
+            let sampler = [SamplerKind::LowConfidence, SamplerKind::Entropy][(i + j) % 2];
+            let temperature = if (i + j) % 3 == 0 { 0.0 } else { 0.8 };
+            let mut cfg = config(sampler, temperature, (i * 3 + j) as u64);
+            cfg.cache = cache;
+            match (i + 2 * j) % 3 {
+                1 => cfg.threshold = Some(0.02),
+                2 => cfg.factor = Some(3.0),
+                _ => {}
+            }
+            if i == 1 {
+                cfg.gen_length = 24;
+                cfg.steps = 12;
+            }
+            jobs.push((Canvas::for_prompt(&prompt, cfg.gen_length, m.mask_id), cfg));
+        }
+        let suffix = m.codec.encode("\n    return total\n").unwrap();
+        let mut cfg = config(SamplerKind::LowConfidence, 0.0, 9);
+        cfg.cache = CacheMode::Dual;
+        jobs.push((Canvas::for_infill(&prompt, 16, &suffix, m.mask_id), cfg));
+    }
+    jobs
+}
+
+#[test]
+fn a_batch_gives_each_canvas_what_it_gets_alone() {
+    for dir in [LLADA, DREAM] {
+        let m = load(Path::new(dir)).unwrap();
+        let jobs = mixed_jobs(&m);
+        let mut steps_seen = vec![0usize; jobs.len()];
+        let together = generate_batch(&m, jobs.clone(), |i, _| steps_seen[i] += 1).unwrap();
+        assert_eq!(together.len(), jobs.len());
+        for (k, ((canvas, cfg), batched)) in jobs.into_iter().zip(&together).enumerate() {
+            let alone = generate(&m, canvas, &cfg, |_| {}).unwrap();
+            assert_eq!(
+                batched.canvas, alone.canvas,
+                "{dir} canvas {k} ({} cache, {}): batched output differs from running alone",
+                cfg.cache, cfg.sampler
+            );
+            assert_eq!(batched.forward_passes, alone.forward_passes);
+            assert_eq!(batched.schedule, alone.schedule);
+            assert_eq!(steps_seen[k], alone.step_ms.len(), "every step is reported");
+        }
+    }
+}
+
+#[test]
+fn caches_cut_the_work_per_step_and_report_their_size() {
+    let m = load(Path::new(LLADA)).unwrap();
+    let prompt = m
+        .codec
+        .encode("def add(a, b):\n    return a + b\n\ndef")
+        .unwrap();
+    let mut sizes = Vec::new();
+    for cache in [CacheMode::None, CacheMode::Prefix, CacheMode::Dual] {
+        let mut cfg = config(SamplerKind::LowConfidence, 0.0, 0);
+        cfg.cache = cache;
+        let out = generate(&m, Canvas::for_prompt(&prompt, 16, m.mask_id), &cfg, |_| {}).unwrap();
+        assert_eq!(out.forward_passes, 8, "{cache}: one pass per step");
+        assert_eq!(out.unfilled, 0);
+        sizes.push(out.kv_bytes);
+    }
+    // tiny-llada: 2 layers, keys and values of 64 floats per position.
+    let per_position = 2 * 2 * 64 * 4;
+    assert_eq!(sizes[0], 0, "no cache, no bytes");
+    // The prefix cache of the second block holds the prompt and the first block.
+    assert_eq!(sizes[1], (prompt.len() + 8) * per_position);
+    assert_eq!(sizes[2], (prompt.len() + 16) * per_position);
 }
 
 /// A copy of a fixture checkpoint to break.

@@ -1,13 +1,15 @@
 //! The diffusion engine against the published reference implementations, on tiny random-weight
 //! checkpoints: logits within 1e-4 in f32, and greedy generations identical token for token.
 //! The checkpoints and goldens were made by tests/fixtures/diffusion/make_goldens.py from the
-//! official LLaDA and Dream code.
+//! official LLaDA and Dream code; the cached and parallel goldens by make_cache_goldens.py from
+//! Fast-dLLM's.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use ouroboros::diffusion::{
-    generate, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides, SamplerKind, TokenSampling,
+    generate, CacheMode, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides, SamplerKind,
+    TokenSampling,
 };
 
 const FIXTURES: &str = "tests/fixtures/diffusion";
@@ -66,58 +68,104 @@ fn dream_logits_match_the_reference() {
     check_logits("dream", &load("tiny-dream"));
 }
 
-fn run_cases(family: &str, model: &DiffusionLm) {
-    let text =
-        std::fs::read_to_string(Path::new(FIXTURES).join("golden_generations.json")).unwrap();
-    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let cases = all[family].as_array().unwrap();
-    assert!(cases.len() >= 12);
-    let mut failures = Vec::new();
-    for case in cases {
-        let ids = |k: &str| -> Vec<u32> {
-            case[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect()
-        };
-        let num = |k: &str| case[k].as_u64().unwrap() as usize;
-        let sampler: SamplerKind = case["sampler"].as_str().unwrap().parse().unwrap();
-        let cfg = GenerateConfig {
+/// One golden generation: the settings, the prompt, and what the reference produced.
+struct Case {
+    cfg: GenerateConfig,
+    prompt: Vec<u32>,
+    expected: Vec<u32>,
+    nfe: Option<usize>,
+}
+
+fn case(c: &serde_json::Value) -> Case {
+    let ids = |k: &str| -> Vec<u32> {
+        c[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let num = |k: &str| c[k].as_u64().unwrap() as usize;
+    // Fast-dLLM's Dream `confidence_threshold` is the top-probability confidence with a threshold.
+    let sampler: SamplerKind = match c["sampler"].as_str().unwrap() {
+        "confidence_threshold" => SamplerKind::MaskgitPlus,
+        other => other.parse().unwrap(),
+    };
+    let cache: CacheMode = c["cache"].as_str().unwrap_or("none").parse().unwrap();
+    Case {
+        cfg: GenerateConfig {
             steps: num("steps"),
             gen_length: num("gen_length"),
             block_length: num("block_length"),
             sampler,
             sampling: TokenSampling {
                 temperature: 0.0,
-                top_p: case["top_p"].as_f64(),
-                top_k: case["top_k"].as_u64().map(|k| k as usize),
+                top_p: c["top_p"].as_f64(),
+                top_k: c["top_k"].as_u64().map(|k| k as usize),
             },
             alg_temp: None,
             eps: 1e-3,
-            threshold: None,
+            threshold: c["threshold"].as_f64(),
+            factor: c["factor"].as_f64(),
+            cache,
             eos: EosPolicy::Allow,
             seed: 0,
-        };
-        let prompt = ids("prompt_ids");
-        let canvas = Canvas::for_prompt(&prompt, cfg.gen_length, model.mask_id);
-        let out = generate(model, canvas, &cfg, |_| {}).unwrap();
+        },
+        prompt: ids("prompt_ids"),
+        expected: ids("output_ids"),
+        nfe: c["nfe"].as_u64().map(|n| n as usize),
+    }
+}
+
+/// Run every case of `family` in a goldens file; `exact_nfe` also compares forward passes
+/// (the Dream reference spends passes whose output it discards, so there it is an upper bound).
+fn run_cases(file: &str, family: &str, model: &DiffusionLm, exact_nfe: bool) {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join(file)).unwrap();
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases: Vec<Case> = all[family].as_array().unwrap().iter().map(case).collect();
+    assert!(cases.len() >= 12);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let canvas = Canvas::for_prompt(&c.prompt, c.cfg.gen_length, model.mask_id);
+        let out = generate(model, canvas, &c.cfg, |_| {}).unwrap();
         assert_eq!(
-            &out.canvas.tokens[..prompt.len()],
-            &prompt[..],
+            &out.canvas.tokens[..c.prompt.len()],
+            &c.prompt[..],
             "the prompt must not change"
         );
-        if out.canvas.generated() != ids("output_ids").as_slice() {
+        let label = format!(
+            "{} cache={} steps={} gen={} block={} threshold={:?} factor={:?}",
+            c.cfg.sampler,
+            c.cfg.cache,
+            c.cfg.steps,
+            c.cfg.gen_length,
+            c.cfg.block_length,
+            c.cfg.threshold,
+            c.cfg.factor
+        );
+        if out.canvas.generated() != c.expected.as_slice() {
             failures.push(format!(
-                "{} steps={} gen={} block={}: ours {:?} reference {:?}",
-                sampler,
-                cfg.steps,
-                cfg.gen_length,
-                cfg.block_length,
+                "{label}: ours {:?} reference {:?}",
                 out.canvas.generated(),
-                ids("output_ids")
+                c.expected
             ));
+        }
+        let unfilled = c.expected.iter().filter(|&&t| t == model.mask_id).count();
+        if out.unfilled != unfilled {
+            failures.push(format!(
+                "{label}: {} unfilled, reference {unfilled}",
+                out.unfilled
+            ));
+        }
+        match c.nfe {
+            Some(n) if exact_nfe && out.forward_passes != n => failures.push(format!(
+                "{label}: {} forward passes, reference {n}",
+                out.forward_passes
+            )),
+            Some(n) if out.forward_passes > n => failures.push(format!(
+                "{label}: {} forward passes, more than the reference's {n}",
+                out.forward_passes
+            )),
+            _ => {}
         }
     }
     assert!(
@@ -131,10 +179,35 @@ fn run_cases(family: &str, model: &DiffusionLm) {
 
 #[test]
 fn llada_greedy_generations_match_the_reference() {
-    run_cases("llada", &load("tiny-llada"));
+    run_cases(
+        "golden_generations.json",
+        "llada",
+        &load("tiny-llada"),
+        false,
+    );
 }
 
 #[test]
 fn dream_greedy_generations_match_the_reference() {
-    run_cases("dream", &load("tiny-dream"));
+    run_cases(
+        "golden_generations.json",
+        "dream",
+        &load("tiny-dream"),
+        false,
+    );
+}
+
+/// Fast-dLLM's `generate`, `generate_with_prefix_cache` and `generate_with_dual_cache` with
+/// fixed steps, thresholds and factors over several block lengths (golden_cache.json, made by
+/// make_cache_goldens.py from Fast-dLLM's own functions).
+#[test]
+fn llada_cached_generations_match_fast_dllm() {
+    run_cases("golden_cache.json", "llada", &load("tiny-llada"), true);
+}
+
+/// Fast-dLLM's block `_sample` for Dream with the prefix and the dual cache, by threshold and
+/// by the entropy schedule.
+#[test]
+fn dream_cached_generations_match_fast_dllm() {
+    run_cases("golden_cache.json", "dream", &load("tiny-dream"), false);
 }

@@ -7,7 +7,7 @@ use candle_core::{DType, Device};
 
 use super::heal::{build, Action, HealOptions, Request, Site, SyntaxJudge};
 use super::*;
-use crate::diffusion::{EosPolicy, Overrides, SamplerKind, TokenSampling};
+use crate::diffusion::{CacheMode, EosPolicy, Overrides, SamplerKind, TokenSampling};
 use crate::gate::{Gate, Language};
 
 fn model() -> DiffusionLm {
@@ -29,6 +29,8 @@ fn cfg(steps: usize) -> GenerateConfig {
         alg_temp: None,
         eps: 1e-3,
         threshold: None,
+        factor: None,
+        cache: CacheMode::None,
         eos: EosPolicy::Allow,
         seed: 0,
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 
 use crate::device::{DeviceSpec, Precision};
-use crate::diffusion::{EosPolicy, SamplerKind};
+use crate::diffusion::{CacheMode, EosPolicy, SamplerKind};
 use crate::engine::{Engine, ModelChoice, Preset, SamplingOptions};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -65,6 +65,14 @@ pub struct SamplingArgs {
     /// parallel decoding).
     #[arg(long, value_parser = parse_threshold)]
     pub threshold: Option<f64>,
+    /// Fast-dLLM's factor rule: with the confidences sorted, commit the n most confident while
+    /// the n-th is at least 1 - F/(n+1) (always at least one)
+    #[arg(long, value_parser = parse_factor, conflicts_with = "threshold")]
+    pub factor: Option<f64>,
+    /// Fast-dLLM's block cache: none (every step runs the whole canvas), prefix (keys and
+    /// values before the block are reused) or dual (before and after it)
+    #[arg(long, default_value = "none")]
+    pub cache: CacheMode,
     /// allow, suppress, or penalty:X (subtract X from EOS logits).
     #[arg(long, default_value = "allow")]
     pub eos: EosPolicy,
@@ -84,9 +92,19 @@ impl SamplingArgs {
             alg_temp: self.alg_temp,
             eps: self.eps,
             threshold: self.threshold,
+            factor: self.factor,
+            cache: self.cache,
             eos: self.eos,
             seed: self.seed,
         }
+    }
+}
+
+/// A factor for Fast-dLLM's rule: a positive number.
+pub fn parse_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f.is_finite() => Ok(f),
+        _ => Err(format!("--factor {s} must be a positive number")),
     }
 }
 

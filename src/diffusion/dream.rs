@@ -3,12 +3,13 @@
 //! attention, run without a causal mask. Its logits are shifted by one (the output at i−1
 //! predicts token i); the generator applies that shift, not the model.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, linear_no_bias, Activation, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::{embedding, linear_no_bias, Activation, Linear, VarBuilder};
 use serde::Deserialize;
 
+use super::cache::{Pass, Segment};
 use super::check::{self, Invalid};
-use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary};
+use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary, Transformer};
 
 fn default_eps() -> f64 {
     1e-6
@@ -126,11 +127,7 @@ impl Config {
 }
 
 pub struct Model {
-    embed: Embedding,
-    layers: Vec<Block>,
-    norm: RmsNorm,
-    lm_head: Linear,
-    rotary: Rotary,
+    net: Transformer,
 }
 
 impl Model {
@@ -191,27 +188,27 @@ impl Model {
             vb.device(),
         )?;
         Ok(Model {
-            embed,
-            layers,
-            norm: norm_f,
-            lm_head,
-            rotary,
+            net: Transformer {
+                embed,
+                blocks: layers,
+                norm: norm_f,
+                head: lm_head,
+                rotary,
+            },
         })
     }
 
-    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
-        let mut x = self.embed.forward(ids)?;
-        for l in &self.layers {
-            x = l.forward(&x, &self.rotary)?;
-        }
-        Ok(x)
+    /// One pass over packed segments (see [`Segment`]).
+    pub fn forward(&self, segments: &[Segment]) -> Result<Pass> {
+        self.net.forward(segments)
     }
 
+    /// Final norm and output head on selected hidden rows, `(n, hidden)` → `(n, rows)`.
     pub fn head(&self, hidden_rows: &Tensor) -> Result<Tensor> {
-        self.lm_head.forward(&self.norm.forward(hidden_rows)?)
+        self.net.logits(hidden_rows)
     }
 
     pub fn max_positions(&self) -> usize {
-        self.rotary.max_positions()
+        self.net.max_positions()
     }
 }

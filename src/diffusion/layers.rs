@@ -1,9 +1,14 @@
 //! The transformer pieces both families share: rotate-half RoPE, bidirectional multi-head (or
-//! grouped-query) attention with no mask, SwiGLU feed-forward and pre-norm residual blocks.
-//! Each family file maps its own tensor names onto these.
+//! grouped-query) attention with no mask, SwiGLU feed-forward, pre-norm residual blocks, and the
+//! stack of them. Each family file maps its own tensor names onto these.
+//!
+//! Every pass runs over packed [`Segment`]s: the linear layers see all their rows at once and
+//! attention runs per segment, over the segment's own rows and its cached keys and values.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{linear_b, linear_no_bias, rms_norm, Linear, RmsNorm, VarBuilder};
+use candle_nn::{linear_b, linear_no_bias, rms_norm, Embedding, Linear, RmsNorm, VarBuilder};
+
+use super::cache::{KvCache, LayerKv, Pass, Segment};
 
 pub struct Rotary {
     cos: Tensor,
@@ -38,11 +43,11 @@ impl Rotary {
         self.cos.dim(0).unwrap_or(0)
     }
 
-    /// Apply to `(batch, heads, seq, head_dim)`.
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+    /// Apply to `(batch, heads, seq, head_dim)` whose first row sits at canvas position `offset`.
+    fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let seq = x.dim(2)?;
-        let cos = self.cos.narrow(0, 0, seq)?;
-        let sin = self.sin.narrow(0, 0, seq)?;
+        let cos = self.cos.narrow(0, offset, seq)?;
+        let sin = self.sin.narrow(0, offset, seq)?;
         candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
     }
 }
@@ -86,27 +91,69 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, rotary: &Rotary) -> Result<Tensor> {
-        let (b, seq, _) = x.dims3()?;
-        let split = |t: Tensor, n: usize| t.reshape((b, seq, n, self.head_dim))?.transpose(1, 2);
-        let q = rotary.apply(&split(self.q.forward(x)?, self.heads)?)?;
-        let k = rotary.apply(&split(self.k.forward(x)?, self.kv_heads)?)?;
-        let v = split(self.v.forward(x)?, self.kv_heads)?.contiguous()?;
+    /// `x` holds the segments' rows packed, `(1, rows, hidden)`. Keys and values of segments
+    /// that asked to keep them are pushed onto `kept[i]`.
+    fn forward(&self, x: &Tensor, pass: &mut LayerPass) -> Result<Tensor> {
+        let q_all = self.q.forward(x)?;
+        let k_all = self.k.forward(x)?;
+        let v_all = self.v.forward(x)?;
+        let mut outs = Vec::with_capacity(pass.segments.len());
+        let mut row = 0;
+        for (i, seg) in pass.segments.iter().enumerate() {
+            let n = seg.ids.len();
+            let heads = |t: &Tensor, h: usize| {
+                t.narrow(1, row, n)?
+                    .reshape((1, n, h, self.head_dim))?
+                    .transpose(1, 2)
+            };
+            let q = pass.rotary.apply(&heads(&q_all, self.heads)?, seg.offset)?;
+            let fresh = LayerKv {
+                k: pass
+                    .rotary
+                    .apply(&heads(&k_all, self.kv_heads)?, seg.offset)?,
+                v: heads(&v_all, self.kv_heads)?.contiguous()?,
+            };
+            let context = match seg.cache {
+                Some(cache) => cache.around(pass.layer, seg.offset, &fresh)?,
+                None => fresh.clone(),
+            };
+            outs.push(self.attend(&q, &context)?);
+            if let Some(kept) = pass.kept[i].as_mut() {
+                kept.push(fresh);
+            }
+            row += n;
+        }
+        let out = match outs.len() {
+            1 => outs.pop().expect("one output"),
+            _ => Tensor::cat(&outs, 1)?,
+        };
+        self.o.forward(&out)
+    }
+
+    /// Bidirectional attention of `q`, `(1, heads, n, head_dim)`, over `kv`: `(1, n, hidden)`.
+    fn attend(&self, q: &Tensor, kv: &LayerKv) -> Result<Tensor> {
+        let n = q.dim(2)?;
         let groups = self.heads / self.kv_heads;
-        let k = repeat_kv(k, groups)?;
-        let v = repeat_kv(v, groups)?;
+        let k = repeat_kv(kv.k.clone(), groups)?;
+        let v = repeat_kv(kv.v.clone(), groups)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         // No mask: every position attends to every other (the models are bidirectional).
         let scores = (q.matmul(&k.t()?)? * scale)?;
         let probs =
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
-        let out =
-            probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, seq, self.heads * self.head_dim))?;
-        self.o.forward(&out)
+        probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((1, n, self.heads * self.head_dim))
     }
+}
+
+/// What every attention layer of one pass needs besides its input.
+struct LayerPass<'p, 'a> {
+    segments: &'p [Segment<'a>],
+    rotary: &'p Rotary,
+    layer: usize,
+    kept: &'p mut [Option<Vec<LayerKv>>],
 }
 
 fn repeat_kv(x: Tensor, groups: usize) -> Result<Tensor> {
@@ -165,10 +212,65 @@ impl Block {
         }
     }
 
-    pub fn forward(&self, x: &Tensor, rotary: &Rotary) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.attn_norm.forward(x)?, rotary)?)?;
+    fn forward(&self, x: &Tensor, pass: &mut LayerPass) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.attn_norm.forward(x)?, pass)?)?;
         let h = self.mlp.forward(&self.mlp_norm.forward(&x)?)?;
         x + h
+    }
+}
+
+/// Embedding, blocks, final norm and output head: the whole network of either family.
+pub struct Transformer {
+    pub embed: Embedding,
+    pub blocks: Vec<Block>,
+    pub norm: RmsNorm,
+    pub head: Linear,
+    pub rotary: Rotary,
+}
+
+impl Transformer {
+    /// One pass over packed segments.
+    pub fn forward(&self, segments: &[Segment]) -> Result<Pass> {
+        let mut ids = Vec::with_capacity(segments.iter().map(|s| s.ids.len()).sum());
+        let mut starts = Vec::with_capacity(segments.len());
+        for s in segments {
+            starts.push(ids.len());
+            ids.extend_from_slice(s.ids);
+        }
+        let device = self.embed.embeddings().device();
+        let mut x = self
+            .embed
+            .forward(&Tensor::new(ids, device)?.unsqueeze(0)?)?;
+        let mut kept: Vec<Option<Vec<LayerKv>>> = segments
+            .iter()
+            .map(|s| s.keep.then(|| Vec::with_capacity(self.blocks.len())))
+            .collect();
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let mut pass = LayerPass {
+                segments,
+                rotary: &self.rotary,
+                layer,
+                kept: &mut kept,
+            };
+            x = block.forward(&x, &mut pass)?;
+        }
+        Ok(Pass {
+            hidden: x.squeeze(0)?,
+            starts,
+            kept: kept
+                .into_iter()
+                .map(|k| k.map(|layers| KvCache { layers }))
+                .collect(),
+        })
+    }
+
+    /// Final norm and output head on selected hidden rows, `(n, hidden)` → `(n, rows)`.
+    pub fn logits(&self, hidden_rows: &Tensor) -> Result<Tensor> {
+        self.head.forward(&self.norm.forward(hidden_rows)?)
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.rotary.max_positions()
     }
 }
 

@@ -2,12 +2,13 @@
 //! names around llama-style blocks, multi-head attention, SwiGLU, an untied output head, no
 //! logit shift. The `Config` mirrors the checkpoint's config.json.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, linear_no_bias, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::{embedding, linear_no_bias, Linear, VarBuilder};
 use serde::Deserialize;
 
+use super::cache::{Pass, Segment};
 use super::check::{self, Invalid};
-use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary};
+use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary, Transformer};
 
 fn default_eps() -> f64 {
     1e-5
@@ -128,11 +129,7 @@ impl Config {
 }
 
 pub struct Model {
-    wte: Embedding,
-    blocks: Vec<Block>,
-    ln_f: RmsNorm,
-    head: Linear,
-    rotary: Rotary,
+    net: Transformer,
 }
 
 impl Model {
@@ -184,29 +181,27 @@ impl Model {
             vb.device(),
         )?;
         Ok(Model {
-            wte,
-            blocks,
-            ln_f,
-            head,
-            rotary,
+            net: Transformer {
+                embed: wte,
+                blocks,
+                norm: ln_f,
+                head,
+                rotary,
+            },
         })
     }
 
-    /// Hidden states before the final norm, `(batch, seq, d_model)`.
-    pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
-        let mut x = self.wte.forward(ids)?;
-        for b in &self.blocks {
-            x = b.forward(&x, &self.rotary)?;
-        }
-        Ok(x)
+    /// One pass over packed segments (see [`Segment`]).
+    pub fn forward(&self, segments: &[Segment]) -> Result<Pass> {
+        self.net.forward(segments)
     }
 
-    /// Final norm and output head on selected hidden rows, `(n, d_model)` → `(n, rows)`.
+    /// Final norm and output head on selected hidden rows, `(n, hidden)` → `(n, rows)`.
     pub fn head(&self, hidden_rows: &Tensor) -> Result<Tensor> {
-        self.head.forward(&self.ln_f.forward(hidden_rows)?)
+        self.net.logits(hidden_rows)
     }
 
     pub fn max_positions(&self) -> usize {
-        self.rotary.max_positions()
+        self.net.max_positions()
     }
 }

@@ -3,6 +3,7 @@
 //! candle-transformers' shape); sampling lives in `sampler` and the denoising loop in
 //! `generate`.
 
+pub mod cache;
 mod check;
 pub mod dream;
 pub mod generate;
@@ -14,8 +15,8 @@ pub mod tokenizer;
 mod weights;
 
 pub use generate::{
-    generate, validate as validate_config, Canvas, EosPolicy, GenerateConfig, GenerateError,
-    Generation, StepEvent,
+    generate, generate_batch, validate as validate_config, CacheMode, Canvas, EosPolicy,
+    GenerateConfig, GenerateError, Generation, StepEvent,
 };
 pub use model::{DiffusionLm, Family, ModelError, Overrides};
 pub use sampler::{SamplerKind, TokenSampling};

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use super::cache::{Pass, Segment};
 use super::layers::gather_rows;
 use super::tokenizer::{TextCodec, TokenizerError};
 use super::weights::MappedWeights;
@@ -292,30 +293,40 @@ impl DiffusionLm {
         }
     }
 
-    /// Hidden states of the whole canvas, `(1, len, hidden)`.
-    pub fn hidden(&self, canvas: &[u32]) -> Result<Tensor, ModelError> {
-        let ids = Tensor::new(canvas, &self.device)?.unsqueeze(0)?;
+    /// One pass over packed segments: canvases, or windows of them over their caches.
+    pub fn forward(&self, segments: &[Segment]) -> Result<Pass, ModelError> {
         Ok(match &self.net {
-            Net::Llada(m) => m.hidden(&ids)?,
-            Net::Dream(m) => m.hidden(&ids)?,
+            Net::Llada(m) => m.forward(segments)?,
+            Net::Dream(m) => m.forward(segments)?,
         })
     }
 
-    /// Logits `(positions.len(), vocab_rows)` in f32 for the canvas positions asked for: the
-    /// output head runs on those rows only. With a logit shift, position i reads row i−1 (and
-    /// position 0 its own row, as the reference does).
+    /// Hidden states of the whole canvas, `(len, hidden)`.
+    pub fn hidden(&self, canvas: &[u32]) -> Result<Tensor, ModelError> {
+        Ok(self.forward(&[Segment::whole(canvas)])?.hidden)
+    }
+
+    /// Logits `(rows.len(), vocab_rows)` in f32 of the given hidden rows: the output head runs
+    /// on those rows only.
+    pub fn head_rows(&self, hidden: &Tensor, rows: &[usize]) -> Result<Tensor, ModelError> {
+        let h = gather_rows(hidden, rows)?;
+        let logits = match &self.net {
+            Net::Llada(m) => m.head(&h)?,
+            Net::Dream(m) => m.head(&h)?,
+        };
+        Ok(logits.to_dtype(DType::F32)?)
+    }
+
+    /// Logits at the canvas positions asked for, from the hidden states of the whole canvas.
+    /// With a logit shift, position i reads row i−1 (and position 0 its own row, as the
+    /// reference does).
     pub fn logits_at(&self, hidden: &Tensor, positions: &[usize]) -> Result<Tensor, ModelError> {
         let rows: Vec<usize> = if self.logit_shift {
             positions.iter().map(|&p| p.saturating_sub(1)).collect()
         } else {
             positions.to_vec()
         };
-        let h = gather_rows(&hidden.squeeze(0)?, &rows)?;
-        let logits = match &self.net {
-            Net::Llada(m) => m.head(&h)?,
-            Net::Dream(m) => m.head(&h)?,
-        };
-        Ok(logits.to_dtype(DType::F32)?)
+        self.head_rows(hidden, &rows)
     }
 }
 
@@ -323,11 +334,8 @@ impl DiffusionLm {
     /// The network's raw output at every canvas position, `(len, vocab_rows)`, with no logit
     /// shift: what the reference implementations return, for checking against them.
     pub fn logits_all(&self, canvas: &[u32]) -> Result<Tensor, ModelError> {
-        let hidden = self.hidden(canvas)?.squeeze(0)?;
-        let logits = match &self.net {
-            Net::Llada(m) => m.head(&hidden)?,
-            Net::Dream(m) => m.head(&hidden)?,
-        };
-        Ok(logits.to_dtype(DType::F32)?)
+        let hidden = self.hidden(canvas)?;
+        let rows: Vec<usize> = (0..canvas.len()).collect();
+        self.head_rows(&hidden, &rows)
     }
 }

@@ -240,6 +240,8 @@ mod v1 {
                             alg_temp: s.alg_temp,
                             eps: s.eps,
                             threshold: s.threshold,
+                            factor: None,
+                            cache: crate::diffusion::CacheMode::None,
                             eos: s.eos,
                             seed: s.seed,
                         },

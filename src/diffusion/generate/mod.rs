@@ -3,17 +3,25 @@
 //!
 //! Follows the published loops: LLaDA's `generate()` (ML-GSAI/LLaDA, generate.py) for
 //! `low_confidence`/`random`, Dream's `_sample` (generation_utils.py) for the others, and
-//! Fast-dLLM's confidence threshold (commit every candidate ≥ τ, always at least one).
+//! Fast-dLLM's confidence threshold (commit every candidate ≥ τ, always at least one), factor
+//! rule and block caches (NVlabs/Fast-dLLM `v1/llada/generate.py`, `v1/dream/model/
+//! generation_utils_block.py`).
+//!
+//! Several canvases can be denoised together ([`generate_batch`]): each keeps its own schedule,
+//! cache and random stream, and every forward pass packs the rows all of them need.
+
+mod decoder;
+mod pick;
 
 use std::ops::Range;
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use candle_core::Tensor;
 
 use super::model::{DiffusionLm, ModelError};
-use super::sampler::{dream_candidate, llada_candidate, Candidate, SamplerKind, TokenSampling};
+use super::sampler::{SamplerKind, TokenSampling};
+use decoder::Decoder;
+pub use pick::{dream_timesteps, llada_transfer_counts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
@@ -41,6 +49,10 @@ pub enum GenerateError {
     },
     #[error("--threshold {0} must be in (0, 1]")]
     Threshold(f64),
+    #[error("--factor {0} must be a positive number")]
+    Factor(f64),
+    #[error("--threshold and --factor are two rules for the same choice; give one")]
+    ThresholdAndFactor,
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -101,6 +113,52 @@ impl<'de> serde::Deserialize<'de> for EosPolicy {
     }
 }
 
+/// Fast-dLLM's block caches: what a step after a block's first pass recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// Every step runs the whole canvas.
+    #[default]
+    None,
+    /// Keys and values before the block are kept; steps run the block and everything after it.
+    Prefix,
+    /// Keys and values outside the block are kept; steps run the block alone.
+    Dual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--cache {0}: expected none, prefix or dual")]
+pub struct BadCacheMode(pub String);
+
+impl CacheMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheMode::None => "none",
+            CacheMode::Prefix => "prefix",
+            CacheMode::Dual => "dual",
+        }
+    }
+}
+
+impl std::str::FromStr for CacheMode {
+    type Err = BadCacheMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(CacheMode::None),
+            "prefix" => Ok(CacheMode::Prefix),
+            "dual" => Ok(CacheMode::Dual),
+            other => Err(BadCacheMode(other.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GenerateConfig {
     pub steps: usize,
@@ -114,6 +172,9 @@ pub struct GenerateConfig {
     pub eps: f64,
     /// Fast-dLLM: commit every candidate at or above this confidence.
     pub threshold: Option<f64>,
+    /// Fast-dLLM's factor rule: commit the n most confident while `c_n >= 1 - F/(n+1)`.
+    pub factor: Option<f64>,
+    pub cache: CacheMode,
     pub eos: EosPolicy,
     pub seed: u64,
 }
@@ -171,12 +232,21 @@ pub struct Generation {
     pub schedule: Vec<u32>,
     /// The sampler's confidence in each generated position when it was committed.
     pub confidence: Vec<f64>,
+    /// The most key/value cache this canvas held at once, in bytes.
+    pub kv_bytes: usize,
+    /// Span positions still masked at the end (a dual-cache block capped at its steps).
+    pub unfilled: usize,
     pub seconds: f64,
 }
 
 impl Generation {
     pub fn tokens_per_second(&self) -> f64 {
         self.canvas.span.len() as f64 / self.seconds.max(1e-9)
+    }
+
+    /// Tokens generated per forward pass.
+    pub fn tokens_per_forward(&self) -> f64 {
+        self.canvas.span.len() as f64 / self.forward_passes.max(1) as f64
     }
 
     pub fn ms_per_step(&self) -> f64 {
@@ -225,6 +295,14 @@ pub fn validate(
             return Err(GenerateError::Threshold(t));
         }
     }
+    if let Some(f) = cfg.factor {
+        if !(f > 0.0 && f.is_finite()) {
+            return Err(GenerateError::Factor(f));
+        }
+        if cfg.threshold.is_some() {
+            return Err(GenerateError::ThresholdAndFactor);
+        }
+    }
     let total = prompt_len + cfg.gen_length;
     if total > context {
         return Err(GenerateError::TooLong {
@@ -237,233 +315,87 @@ pub fn validate(
     Ok(())
 }
 
-/// LLaDA's per-step counts: `n / steps` each, plus one for the first `n % steps` steps.
-pub fn llada_transfer_counts(masked: usize, steps: usize) -> Vec<usize> {
-    (0..steps)
-        .map(|i| masked / steps + usize::from(i < masked % steps))
-        .collect()
-}
-
-/// Dream's timesteps `linspace(1, eps, steps + 1)`.
-pub fn dream_timesteps(steps: usize, eps: f64) -> Vec<f64> {
-    (0..=steps)
-        .map(|i| 1.0 + (eps - 1.0) * i as f64 / steps as f64)
-        .collect()
-}
-
 pub fn generate(
     model: &DiffusionLm,
-    mut canvas: Canvas,
+    canvas: Canvas,
     cfg: &GenerateConfig,
     mut observe: impl FnMut(&StepEvent),
 ) -> Result<Generation, GenerateError> {
-    let prompt_len = canvas.tokens.len() - canvas.span.len();
-    validate(cfg, prompt_len, model.max_positions())?;
-    let started = Instant::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mask = model.mask_id;
-    let blocks = cfg.gen_length / cfg.block_length;
-    let steps_per_block = cfg.steps / blocks;
-    let mut confidence = vec![0.0; canvas.span.len()];
-    let (mut step_ms, mut schedule) = (Vec::new(), Vec::new());
-    let mut forward_passes = 0;
-    let mut step = 0;
-
-    for b in 0..blocks {
-        let start = canvas.span.start + b * cfg.block_length;
-        let block = start..start + cfg.block_length;
-        let masked_in = |c: &Canvas| {
-            block
-                .clone()
-                .filter(|&i| c.tokens[i] == mask)
-                .collect::<Vec<usize>>()
-        };
-        let llada_counts = llada_transfer_counts(masked_in(&canvas).len(), steps_per_block);
-        let times = dream_timesteps(steps_per_block, cfg.eps);
-        let mut i = 0;
-        loop {
-            let positions = masked_in(&canvas);
-            let done = match cfg.threshold {
-                // Threshold decoding runs until the block is full, whatever the step count.
-                Some(_) => positions.is_empty(),
-                None => i >= steps_per_block,
-            };
-            if done {
-                break;
-            }
-            let step_started = Instant::now();
-            let mut chosen: Vec<(usize, Candidate)> = Vec::new();
-            if !positions.is_empty() {
-                let hidden = model.hidden(&canvas.tokens)?;
-                let logits = model.logits_at(&hidden, &positions)?;
-                forward_passes += 1;
-                let mut rows = logits.to_vec2::<f32>().map_err(ModelError::from)?;
-                for row in &mut rows {
-                    apply_eos(row, &model.eos_ids, cfg.eos);
-                }
-                let candidates: Vec<Candidate> = rows
-                    .iter()
-                    .map(|row| {
-                        if cfg.sampler.is_llada_style() {
-                            llada_candidate(
-                                row,
-                                cfg.sampling.temperature,
-                                cfg.sampler,
-                                mask,
-                                &mut rng,
-                            )
-                        } else {
-                            dream_candidate(row, cfg.sampling, cfg.sampler, mask, &mut rng)
-                        }
-                    })
-                    .collect();
-                let last = i + 1 >= steps_per_block;
-                let picks = match cfg.threshold {
-                    Some(tau) => by_threshold(&candidates, tau),
-                    None => match cfg.sampler {
-                        SamplerKind::LowConfidence | SamplerKind::Random => {
-                            top_k(&candidates, llada_counts[i].min(candidates.len()))
-                        }
-                        SamplerKind::Origin => {
-                            let p = if last {
-                                1.0
-                            } else {
-                                1.0 - times[i + 1] / times[i]
-                            };
-                            (0..candidates.len())
-                                .filter(|_| rng.random::<f64>() < p)
-                                .collect()
-                        }
-                        _ => {
-                            let n = candidates.len();
-                            let k = if last {
-                                n
-                            } else {
-                                (n as f64 * (1.0 - times[i + 1] / times[i])) as usize
-                            };
-                            match cfg.alg_temp.filter(|t| *t > 0.0) {
-                                Some(t) => sample_without_replacement(&candidates, k, t, &mut rng),
-                                None => top_k(&candidates, k),
-                            }
-                        }
-                    },
-                };
-                chosen = picks
-                    .into_iter()
-                    .map(|j| (positions[j], candidates[j]))
-                    .collect();
-            }
-            for (pos, c) in &chosen {
-                canvas.tokens[*pos] = c.token;
-                confidence[pos - canvas.span.start] = c.confidence;
-            }
-            step_ms.push(step_started.elapsed().as_secs_f64() * 1e3);
-            schedule.push(chosen.len() as u32);
-            step += 1;
-            i += 1;
-            let masked_left = canvas
-                .span
-                .clone()
-                .filter(|&p| canvas.tokens[p] == mask)
-                .count();
-            observe(&StepEvent {
-                step,
-                block: b,
-                committed: chosen.len(),
-                masked_left,
-                canvas: &canvas,
-            });
-        }
-    }
-    Ok(Generation {
-        canvas,
-        forward_passes,
-        step_ms,
-        schedule,
-        confidence,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let mut out = generate_batch(model, vec![(canvas, cfg.clone())], |_, e| observe(e))?;
+    Ok(out.pop().expect("one generation per canvas"))
 }
 
-fn apply_eos(row: &mut [f32], eos: &[u32], policy: EosPolicy) {
-    for &id in eos {
-        if let Some(v) = row.get_mut(id as usize) {
-            match policy {
-                EosPolicy::Allow => {}
-                EosPolicy::Suppress => *v = f32::NEG_INFINITY,
-                EosPolicy::Penalty(p) => *v -= p,
+/// Denoise several canvases together, each with its own settings. Every forward pass packs the
+/// rows each unfinished canvas needs next (a whole canvas, or a window over its cache); each
+/// canvas attends only to itself, so its output is the one it would have alone. `observe`
+/// gets the canvas index with each step.
+pub fn generate_batch(
+    model: &DiffusionLm,
+    jobs: Vec<(Canvas, GenerateConfig)>,
+    mut observe: impl FnMut(usize, &StepEvent),
+) -> Result<Vec<Generation>, GenerateError> {
+    for (canvas, cfg) in &jobs {
+        validate(
+            cfg,
+            canvas.tokens.len() - canvas.span.len(),
+            model.max_positions(),
+        )?;
+    }
+    let (canvases, cfgs): (Vec<Canvas>, Vec<GenerateConfig>) = jobs.into_iter().unzip();
+    let mut decoders: Vec<Decoder> = canvases
+        .into_iter()
+        .zip(&cfgs)
+        .map(|(c, cfg)| Decoder::new(c, cfg, model))
+        .collect();
+    loop {
+        let mut feeds = Vec::new();
+        for (i, d) in decoders.iter_mut().enumerate() {
+            if let Some(feed) = d.plan(&mut |e| observe(i, e)) {
+                feeds.push((i, feed));
             }
         }
-    }
-}
-
-/// Indices of the `k` most confident candidates; ties go to the earlier position.
-fn top_k(c: &[Candidate], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..c.len()).collect();
-    order.sort_by(|&a, &b| c[b].confidence.total_cmp(&c[a].confidence).then(a.cmp(&b)));
-    order.truncate(k);
-    order
-}
-
-fn by_threshold(c: &[Candidate], tau: f64) -> Vec<usize> {
-    let order = top_k(c, c.len());
-    order
-        .iter()
-        .enumerate()
-        .filter(|(rank, &j)| *rank == 0 || c[j].confidence >= tau)
-        .map(|(_, &j)| j)
-        .collect()
-}
-
-/// Dream's `alg_temp`: draw `k` positions without replacement from softmax(confidence / t).
-fn sample_without_replacement(
-    c: &[Candidate],
-    k: usize,
-    t: f64,
-    rng: &mut ChaCha8Rng,
-) -> Vec<usize> {
-    let max = c
-        .iter()
-        .map(|x| x.confidence / t)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let mut weights: Vec<f64> = c.iter().map(|x| (x.confidence / t - max).exp()).collect();
-    let mut picked = Vec::with_capacity(k);
-    for _ in 0..k.min(c.len()) {
-        let total: f64 = weights.iter().sum();
-        let mut u = rng.random::<f64>() * total;
-        let mut choice = weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
-        for (j, &w) in weights.iter().enumerate() {
-            if w > 0.0 && u < w {
-                choice = j;
-                break;
-            }
-            u -= w;
+        if feeds.is_empty() {
+            break;
         }
-        picked.push(choice);
-        weights[choice] = 0.0;
+        let started = Instant::now();
+        let segments: Vec<_> = feeds.iter().map(|(i, f)| decoders[*i].segment(f)).collect();
+        let mut pass = model.forward(&segments)?;
+        drop(segments);
+        let starts = &pass.starts;
+        let rows: Vec<usize> = feeds
+            .iter()
+            .enumerate()
+            .flat_map(|(k, (_, f))| f.rows.iter().map(move |r| starts[k] + r))
+            .collect::<Vec<_>>();
+        let mut logits = logit_rows(model, &pass.hidden, &rows)?.into_iter();
+        let pass_ms = started.elapsed().as_secs_f64() * 1e3;
+        for (k, (i, feed)) in feeds.iter().enumerate() {
+            let mine: Vec<Vec<f32>> = logits.by_ref().take(feed.rows.len()).collect();
+            let kept = pass.kept[k].take();
+            decoders[*i]
+                .take(feed, mine, kept, pass_ms, &mut |e| observe(*i, e))
+                .map_err(ModelError::from)?;
+        }
     }
-    picked.shuffle(rng);
-    picked
+    Ok(decoders.into_iter().map(Decoder::finish).collect())
+}
+
+/// The head's output at packed hidden rows, EOS policy not yet applied.
+fn logit_rows(
+    model: &DiffusionLm,
+    hidden: &Tensor,
+    rows: &[usize],
+) -> Result<Vec<Vec<f32>>, GenerateError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let logits = model.head_rows(hidden, rows)?;
+    Ok(logits.to_vec2::<f32>().map_err(ModelError::from)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn llada_counts_spread_the_remainder_first() {
-        assert_eq!(llada_transfer_counts(10, 4), vec![3, 3, 2, 2]);
-        assert_eq!(llada_transfer_counts(8, 8), vec![1; 8]);
-        assert_eq!(llada_transfer_counts(2, 4), vec![1, 1, 0, 0]);
-    }
-
-    #[test]
-    fn dream_timesteps_run_from_one_to_eps() {
-        let t = dream_timesteps(4, 1e-3);
-        assert_eq!(t.len(), 5);
-        assert_eq!(t[0], 1.0);
-        assert!((t[4] - 1e-3).abs() < 1e-12);
-    }
 
     #[test]
     fn canvases_keep_prompt_and_suffix() {
@@ -488,6 +420,8 @@ mod tests {
             alg_temp: None,
             eps: 1e-3,
             threshold: None,
+            factor: None,
+            cache: CacheMode::None,
             eos: EosPolicy::Allow,
             seed: 0,
         };
@@ -534,32 +468,30 @@ mod tests {
         assert!(err(
             GenerateConfig {
                 threshold: Some(1.5),
-                ..cfg
+                ..cfg.clone()
             },
             4,
             100
         )
         .contains("--threshold"));
-    }
-
-    #[test]
-    fn threshold_commits_at_least_one() {
-        let c = [
-            Candidate {
-                token: 1,
-                confidence: 0.2,
+        assert!(err(
+            GenerateConfig {
+                factor: Some(0.0),
+                ..cfg.clone()
             },
-            Candidate {
-                token: 2,
-                confidence: 0.95,
+            4,
+            100
+        )
+        .contains("--factor"));
+        assert!(err(
+            GenerateConfig {
+                factor: Some(1.0),
+                threshold: Some(0.9),
+                ..cfg
             },
-            Candidate {
-                token: 3,
-                confidence: 0.91,
-            },
-        ];
-        assert_eq!(by_threshold(&c, 0.9), vec![1, 2]);
-        assert_eq!(by_threshold(&c, 0.99), vec![1]);
-        assert_eq!(top_k(&c, 2), vec![1, 2]);
+            4,
+            100
+        )
+        .contains("give one"));
     }
 }
