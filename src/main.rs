@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    ouroboros::cpu_tuning::configure();
     // Output piped into `head` should end the process quietly, as it does for other Unix tools,
     // not panic in println! on EPIPE.
     #[cfg(unix)]

@@ -537,8 +537,16 @@ fn bench_formats_share_one_schema() {
     assert_eq!(sorted_header, sorted_keys);
     assert_eq!(jsonl[1]["steps"], 4);
     assert_eq!(jsonl[1]["forward_passes"], 4.0);
+    // 8 positions over 4 passes.
+    assert_eq!(jsonl[1]["tokens_per_forward"], 2.0);
+    assert_eq!(jsonl[1]["cache"], "none");
+    assert_eq!(jsonl[1]["batch"], 1);
     let md = run("md");
-    assert!(md.contains("| model | params | backend | dtype | steps | gen | block | sampler |"));
+    assert!(md.contains(
+        "| model | params | backend | dtype | prompt | steps | gen | block | sampler | threshold \
+         | factor | cache | batch | tok/s | tok/s/canvas | ms/step | passes | tok/pass | KV MB \
+         | peak RSS MB |"
+    ));
 }
 
 #[test]

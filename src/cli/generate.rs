@@ -157,6 +157,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "mean_confidence": out.mean_confidence(),
                 "gen_length": cfg.gen_length,
                 "block_length": cfg.block_length,
+                "threshold": cfg.threshold,
+                "factor": cfg.factor,
+                "cache": cfg.cache.name(),
+                "tokens_per_forward": out.tokens_per_forward(),
+                "kv_cache_bytes": out.kv_bytes,
+                "unfilled": out.unfilled,
                 "seed": cfg.seed,
                 "device": engine.device.to_string(),
             })
@@ -164,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         println!("{text}");
         eprintln!(
-            "{} tokens in {:.2}s: {:.1} tok/s, {:.1} ms/step, {} forward passes ({} steps, {}, block {})",
+            "{} tokens in {:.2}s: {:.1} tok/s, {:.1} ms/step, {} forward passes ({} steps, {}, block {}, cache {})",
             generated.len(),
             out.seconds,
             out.tokens_per_second(),
@@ -172,7 +178,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.forward_passes,
             out.step_ms.len(),
             cfg.sampler,
-            cfg.block_length
+            cfg.block_length,
+            cfg.cache,
+        );
+    }
+    if out.unfilled > 0 {
+        eprintln!(
+            "warning: {} of {} positions are still masked: with --cache dual a block gets at most steps/blocks passes; raise --steps to the generation length",
+            out.unfilled,
+            cfg.gen_length
         );
     }
     Ok(ExitCode::from(exit::OK))

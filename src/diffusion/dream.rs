@@ -4,11 +4,12 @@
 //! predicts token i); the generator applies that shift, not the model.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{embedding, linear_no_bias, Activation, Linear, VarBuilder};
+use candle_nn::{embedding, Activation, VarBuilder};
 use serde::Deserialize;
 
 use super::cache::{Pass, Segment};
 use super::check::{self, Invalid};
+use super::dense::Dense;
 use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary, Transformer};
 
 fn default_eps() -> f64 {
@@ -175,9 +176,9 @@ impl Model {
         }
         let norm_f = norm(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::new(embed.embeddings().clone(), None)
+            Dense::from_weight(embed.embeddings(), None)?
         } else {
-            linear_no_bias(cfg.hidden_size, cfg.vocab_size, vb.pp("lm_head"))?
+            Dense::fused(cfg.hidden_size, &[("lm_head", cfg.vocab_size)], false, &vb)?
         };
         let head_dim = cfg.hidden_size / cfg.num_attention_heads;
         let rotary = Rotary::new(

@@ -6,9 +6,10 @@
 //! attention runs per segment, over the segment's own rows and its cached keys and values.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{linear_b, linear_no_bias, rms_norm, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{rms_norm, Embedding, RmsNorm, VarBuilder};
 
 use super::cache::{KvCache, LayerKv, Pass, Segment};
+use super::dense::Dense;
 
 pub struct Rotary {
     cos: Tensor,
@@ -61,10 +62,9 @@ pub struct AttentionNames {
 }
 
 pub struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    /// Queries, keys and values in one product.
+    qkv: Dense,
+    o: Dense,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -80,11 +80,16 @@ impl Attention {
         vb: VarBuilder,
     ) -> Result<Attention> {
         let head_dim = hidden / heads;
+        let (q, kv) = (heads * head_dim, kv_heads * head_dim);
+        let qkv = Dense::fused(
+            hidden,
+            &[(names.q, q), (names.k, kv), (names.v, kv)],
+            qkv_bias,
+            &vb,
+        )?;
         Ok(Attention {
-            q: linear_b(hidden, heads * head_dim, qkv_bias, vb.pp(names.q))?,
-            k: linear_b(hidden, kv_heads * head_dim, qkv_bias, vb.pp(names.k))?,
-            v: linear_b(hidden, kv_heads * head_dim, qkv_bias, vb.pp(names.v))?,
-            o: linear_no_bias(heads * head_dim, hidden, vb.pp(names.o))?,
+            qkv,
+            o: Dense::fused(q, &[(names.o, hidden)], false, &vb)?,
             heads,
             kv_heads,
             head_dim,
@@ -94,9 +99,9 @@ impl Attention {
     /// `x` holds the segments' rows packed, `(1, rows, hidden)`. Keys and values of segments
     /// that asked to keep them are pushed onto `kept[i]`.
     fn forward(&self, x: &Tensor, pass: &mut LayerPass) -> Result<Tensor> {
-        let q_all = self.q.forward(x)?;
-        let k_all = self.k.forward(x)?;
-        let v_all = self.v.forward(x)?;
+        let (q, kv) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let qkv = Dense::split(&self.qkv.forward(x)?, &[q, kv, kv])?;
+        let (q_all, k_all, v_all) = (&qkv[0], &qkv[1], &qkv[2]);
         let mut outs = Vec::with_capacity(pass.segments.len());
         let mut row = 0;
         for (i, seg) in pass.segments.iter().enumerate() {
@@ -106,12 +111,12 @@ impl Attention {
                     .reshape((1, n, h, self.head_dim))?
                     .transpose(1, 2)
             };
-            let q = pass.rotary.apply(&heads(&q_all, self.heads)?, seg.offset)?;
+            let q = pass.rotary.apply(&heads(q_all, self.heads)?, seg.offset)?;
             let fresh = LayerKv {
                 k: pass
                     .rotary
-                    .apply(&heads(&k_all, self.kv_heads)?, seg.offset)?,
-                v: heads(&v_all, self.kv_heads)?.contiguous()?,
+                    .apply(&heads(k_all, self.kv_heads)?, seg.offset)?,
+                v: heads(v_all, self.kv_heads)?.contiguous()?,
             };
             let context = match seg.cache {
                 Some(cache) => cache.around(pass.layer, seg.offset, &fresh)?,
@@ -131,22 +136,47 @@ impl Attention {
     }
 
     /// Bidirectional attention of `q`, `(1, heads, n, head_dim)`, over `kv`: `(1, n, hidden)`.
+    ///
+    /// Query heads that share a key head are stacked into one matrix, `(kv_heads, groups·n,
+    /// head_dim)`, so keys and values are never repeated and each key head is one product.
+    /// Queries go in chunks of rows so that no score buffer outgrows [`SCORE_BYTES`].
     fn attend(&self, q: &Tensor, kv: &LayerKv) -> Result<Tensor> {
         let n = q.dim(2)?;
+        let keys = kv.k.dim(2)?;
         let groups = self.heads / self.kv_heads;
-        let k = repeat_kv(kv.k.clone(), groups)?;
-        let v = repeat_kv(kv.v.clone(), groups)?;
+        let stacked = groups * n;
+        // Scaling the queries rather than the scores touches head_dim numbers a row, not one
+        // per key.
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        // No mask: every position attends to every other (the models are bidirectional).
-        let scores = (q.matmul(&k.t()?)? * scale)?;
-        let probs =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
-        probs
-            .matmul(&v)?
+        let q = (q.reshape((self.kv_heads, stacked, self.head_dim))? * scale)?;
+        // Contiguous so that gemm packs it with vector copies (see `dense`).
+        let kt = kv.k.squeeze(0)?.t()?.contiguous()?;
+        let v = kv.v.squeeze(0)?;
+        let per_row = self.kv_heads * keys * DType::F32.size_in_bytes();
+        let rows = (SCORE_BYTES / per_row.max(1)).clamp(1, stacked);
+        let mut outs = Vec::with_capacity(stacked.div_ceil(rows));
+        for start in (0..stacked).step_by(rows) {
+            let chunk = q.narrow(1, start, rows.min(stacked - start))?;
+            // No mask: every position attends to every other (the models are bidirectional).
+            let scores = chunk.matmul(&kt)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
+                .to_dtype(v.dtype())?;
+            outs.push(probs.matmul(&v)?);
+        }
+        let out = match outs.len() {
+            1 => outs.pop().expect("one chunk"),
+            _ => Tensor::cat(&outs, 1)?,
+        };
+        out.reshape((1, self.heads, n, self.head_dim))?
             .transpose(1, 2)?
             .reshape((1, n, self.heads * self.head_dim))
     }
 }
+
+/// The largest attention score buffer one chunk of queries may need. Below glibc's largest
+/// mmap threshold (32 MiB), freed buffers go back to the heap and are reused by the next
+/// chunk, layer and step; above it every buffer is mapped fresh and faulted in page by page.
+const SCORE_BYTES: usize = 8 << 20;
 
 /// What every attention layer of one pass needs besides its input.
 struct LayerPass<'p, 'a> {
@@ -154,16 +184,6 @@ struct LayerPass<'p, 'a> {
     rotary: &'p Rotary,
     layer: usize,
     kept: &'p mut [Option<Vec<LayerKv>>],
-}
-
-fn repeat_kv(x: Tensor, groups: usize) -> Result<Tensor> {
-    if groups == 1 {
-        return Ok(x);
-    }
-    let (b, kv, seq, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .expand((b, kv, groups, seq, d))?
-        .reshape((b, kv * groups, seq, d))
 }
 
 pub struct MlpNames {
@@ -174,22 +194,29 @@ pub struct MlpNames {
 
 /// `down(silu(gate(x)) * up(x))`.
 pub struct Mlp {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    /// Gate and up projections in one product.
+    gate_up: Dense,
+    down: Dense,
+    inner: usize,
 }
 
 impl Mlp {
     pub fn new(hidden: usize, inner: usize, names: &MlpNames, vb: VarBuilder) -> Result<Mlp> {
         Ok(Mlp {
-            gate: linear_no_bias(hidden, inner, vb.pp(names.gate))?,
-            up: linear_no_bias(hidden, inner, vb.pp(names.up))?,
-            down: linear_no_bias(inner, hidden, vb.pp(names.down))?,
+            gate_up: Dense::fused(
+                hidden,
+                &[(names.gate, inner), (names.up, inner)],
+                false,
+                &vb,
+            )?,
+            down: Dense::fused(inner, &[(names.down, hidden)], false, &vb)?,
+            inner,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gated = (candle_nn::ops::silu(&self.gate.forward(x)?)? * self.up.forward(x)?)?;
+        let parts = Dense::split(&self.gate_up.forward(x)?, &[self.inner, self.inner])?;
+        let gated = (candle_nn::ops::silu(&parts[0])? * &parts[1])?;
         self.down.forward(&gated)
     }
 }
@@ -224,7 +251,7 @@ pub struct Transformer {
     pub embed: Embedding,
     pub blocks: Vec<Block>,
     pub norm: RmsNorm,
-    pub head: Linear,
+    pub head: Dense,
     pub rotary: Rotary,
 }
 

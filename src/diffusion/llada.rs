@@ -3,11 +3,12 @@
 //! logit shift. The `Config` mirrors the checkpoint's config.json.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{embedding, linear_no_bias, Linear, VarBuilder};
+use candle_nn::{embedding, VarBuilder};
 use serde::Deserialize;
 
 use super::cache::{Pass, Segment};
 use super::check::{self, Invalid};
+use super::dense::Dense;
 use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary, Transformer};
 
 fn default_eps() -> f64 {
@@ -168,9 +169,9 @@ impl Model {
         }
         let ln_f = norm(cfg.d_model, cfg.rms_norm_eps, t.pp("ln_f"))?;
         let head = if cfg.weight_tying {
-            Linear::new(wte.embeddings().clone(), None)
+            Dense::from_weight(wte.embeddings(), None)?
         } else {
-            linear_no_bias(cfg.d_model, cfg.rows(), t.pp("ff_out"))?
+            Dense::fused(cfg.d_model, &[("ff_out", cfg.rows())], false, &t)?
         };
         let max_positions = cfg.max_sequence_length.unwrap_or(4096);
         let rotary = Rotary::new(

@@ -5,6 +5,7 @@
 
 pub mod cache;
 mod check;
+mod dense;
 pub mod dream;
 pub mod generate;
 mod layers;
