@@ -190,6 +190,63 @@ fn valid_patches_apply_below_max_risk_and_roll_back() {
 }
 
 #[test]
+fn a_batch_of_first_drafts_changes_no_unit() {
+    let dir = project();
+    let run = |batch: &str| {
+        let o = ouroboros(
+            dir.path(),
+            &[
+                "refactor",
+                "Tidy",
+                "-t",
+                "stats.py",
+                "-t",
+                "util.js",
+                "--model",
+                TINY,
+                "--dry-run",
+                "--steps",
+                "8",
+                "--batch",
+                batch,
+            ],
+        );
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+        let r = record(dir.path(), &run_id(&o));
+        r["refactor"]["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                let symbol = u["symbol"].as_str().unwrap().to_string();
+                let body = u["body_sha256"].as_str().unwrap().to_string();
+                (symbol, body, u["batched"] == true)
+            })
+            .collect::<Vec<_>>()
+    };
+    let alone = run("1");
+    let batched = run("4");
+    let bodies = |units: &[(String, String, bool)]| -> Vec<(String, String)> {
+        units
+            .iter()
+            .map(|(s, b, _)| (s.clone(), b.clone()))
+            .collect()
+    };
+    assert_eq!(bodies(&alone), bodies(&batched));
+    assert!(alone.iter().all(|u| !u.2), "{alone:?}");
+    // Each file's first unit is batched with the other file's; the second units of the two
+    // files wait for the first, so at least two first drafts came from a batch.
+    let n = batched.iter().filter(|u| u.2).count();
+    assert!(n >= 2, "{batched:?}");
+    let o = ouroboros(
+        dir.path(),
+        &["refactor", "Tidy", "-t", "stats.py", "--batch", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--batch"), "{}", text(&o));
+}
+
+#[test]
 fn dry_runs_change_nothing_and_replay_is_byte_identical() {
     let dir = project();
     let before = tree(dir.path());

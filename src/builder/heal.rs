@@ -14,8 +14,8 @@
 
 use std::time::Instant;
 
-use super::{BuildError, Builder, Draft};
-use crate::diffusion::GenerateConfig;
+use super::{BuildError, Builder, Draft, Pending};
+use crate::diffusion::{Canvas, GenerateConfig};
 use crate::gate::{Gate, GateReport};
 use crate::lang::{Language, SourceKind};
 
@@ -182,13 +182,32 @@ fn write(
     cfg: &GenerateConfig,
     feedback: Option<Feedback>,
 ) -> Result<Draft, BuildError> {
+    builder.complete(pending(builder, site, cfg, feedback)?)
+}
+
+/// The canvas the first draft of `site` denoises, for [`Builder::prefetch`].
+pub fn first_canvas(
+    builder: &Builder,
+    site: &Site,
+    cfg: &GenerateConfig,
+) -> Result<(Canvas, GenerateConfig), BuildError> {
+    let p = pending(builder, site, cfg, None)?;
+    Ok((p.canvas, p.cfg))
+}
+
+fn pending(
+    builder: &Builder,
+    site: &Site,
+    cfg: &GenerateConfig,
+    feedback: Option<Feedback>,
+) -> Result<Pending, BuildError> {
     match &site.request {
         Request::Infill { lines, context } => {
             let context = match feedback {
                 Some(f) => format!("{context}{}", feedback_comment(site.kind.language, f)),
                 None => context.to_string(),
             };
-            builder.infill(site.original, *lines, &context, site.span, cfg)
+            builder.plan_infill(site.original, *lines, &context, site.span, cfg)
         }
         Request::Instruct {
             lines,
@@ -196,7 +215,7 @@ fn write(
             render,
         } => {
             let prompt = render(feedback)?;
-            builder.instruct(&prompt, site.original, *lines, name, site.span, cfg)
+            builder.plan_instruct(&prompt, site.original, *lines, name, site.span, cfg)
         }
     }
 }

@@ -14,9 +14,12 @@
 pub mod heal;
 mod instruct;
 
+use std::cell::RefCell;
 use std::ops::Range;
 
-use crate::diffusion::{generate, Canvas, GenerateConfig, GenerateError, Generation};
+use crate::diffusion::{
+    generate, generate_batch, Canvas, GenerateConfig, GenerateError, Generation,
+};
 use crate::diffusion::{tokenizer::TokenizerError, DiffusionLm};
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,20 @@ pub struct Builder<'m> {
     pub model: &'m DiffusionLm,
     /// Tokens that end a body: the pad token if the tokenizer has one, and the model's EOS.
     end_ids: Vec<u32>,
+    /// Generations made ahead in one batch ([`Builder::prefetch`]), each used by the first
+    /// request for exactly its canvas and settings.
+    prefetched: RefCell<Vec<(Canvas, GenerateConfig, Generation)>>,
+    /// Requests answered from `prefetched`.
+    prefetch_hits: std::cell::Cell<usize>,
+}
+
+/// A canvas ready to denoise, and what to make of what comes out.
+pub struct Pending {
+    pub canvas: Canvas,
+    pub cfg: GenerateConfig,
+    prefix: String,
+    suffix: String,
+    shape: Shape,
 }
 
 impl<'m> Builder<'m> {
@@ -116,7 +133,12 @@ impl<'m> Builder<'m> {
                 end_ids.push(id);
             }
         }
-        Builder { model, end_ids }
+        Builder {
+            model,
+            end_ids,
+            prefetched: RefCell::new(Vec::new()),
+            prefetch_hits: std::cell::Cell::new(0),
+        }
     }
 
     /// The tokens that end a body.
@@ -124,18 +146,18 @@ impl<'m> Builder<'m> {
         &self.end_ids
     }
 
-    /// Replace lines `lines` (1-based, inclusive) of `source` with `span` masks and denoise them.
-    /// `context` (rendered context items, possibly empty) goes ahead of the file's text. When
+    /// The canvas that replaces lines `lines` (1-based, inclusive) of `source` with `span`
+    /// masks to denoise. `context` (rendered context items, possibly empty) goes ahead of the file's text. When
     /// the canvas would not fit, the text farthest from the span is cut first, keeping at least
     /// half the window for what precedes the span when there is that much of it.
-    pub fn infill(
+    pub fn plan_infill(
         &self,
         source: &str,
         lines: (usize, usize),
         context: &str,
         span: usize,
         cfg: &GenerateConfig,
-    ) -> Result<Draft, BuildError> {
+    ) -> Result<Pending, BuildError> {
         let (prefix, _, suffix) = self.around(source, lines, span)?;
         let codec = &self.model.codec;
         let mut before = codec.encode(context)?;
@@ -149,15 +171,19 @@ impl<'m> Builder<'m> {
             &after[..n_after],
             self.model.mask_id,
         );
-        let cfg = span_config(cfg, span, span);
-        let generation = generate(self.model, canvas, &cfg, |_| {})?;
-        Ok(self.draft(prefix, suffix, generation, Shape::Infill))
+        Ok(Pending {
+            canvas,
+            cfg: span_config(cfg, span, span),
+            prefix,
+            suffix,
+            shape: Shape::Infill,
+        })
     }
 
-    /// Rewrite the whole unit on lines `lines` (signature included) from a chat `prompt`
-    /// (already rendered with the checkpoint's template): the canvas is the prompt and `span`
-    /// masks for the answer, from which the first fenced code block is taken.
-    pub fn instruct(
+    /// The canvas that rewrites the whole unit on lines `lines` (signature included) from a chat
+    /// `prompt` (already rendered with the checkpoint's template): the prompt and `span` masks
+    /// for the answer, from which the first fenced code block is taken.
+    pub fn plan_instruct(
         &self,
         prompt: &str,
         source: &str,
@@ -165,7 +191,7 @@ impl<'m> Builder<'m> {
         name: &str,
         span: usize,
         cfg: &GenerateConfig,
-    ) -> Result<Draft, BuildError> {
+    ) -> Result<Pending, BuildError> {
         let (prefix, unit, suffix) = self.around(source, lines, span)?;
         let max = self.model.max_positions();
         let ids = self.model.codec.encode(prompt)?;
@@ -177,17 +203,73 @@ impl<'m> Builder<'m> {
             .chars()
             .take_while(|c| *c == ' ' || *c == '\t')
             .collect();
-        let cfg = span_config(cfg, span, span);
-        let generation = generate(self.model, canvas, &cfg, |_| {})?;
-        Ok(self.draft(
+        Ok(Pending {
+            canvas,
+            cfg: span_config(cfg, span, span),
             prefix,
             suffix,
-            generation,
-            Shape::Instruct {
+            shape: Shape::Instruct {
                 name: name.to_string(),
                 indent,
             },
-        ))
+        })
+    }
+
+    /// [`Builder::plan_infill`], denoised.
+    pub fn infill(
+        &self,
+        source: &str,
+        lines: (usize, usize),
+        context: &str,
+        span: usize,
+        cfg: &GenerateConfig,
+    ) -> Result<Draft, BuildError> {
+        self.complete(self.plan_infill(source, lines, context, span, cfg)?)
+    }
+
+    /// Denoise a pending canvas into a draft.
+    pub fn complete(&self, pending: Pending) -> Result<Draft, BuildError> {
+        let generation = self.denoise(pending.canvas, &pending.cfg)?;
+        Ok(self.draft(pending.prefix, pending.suffix, generation, pending.shape))
+    }
+
+    /// Denoise several canvases in one batch now and keep what comes out for the requests that
+    /// ask for the same canvases later. A batch gives every canvas what it would get alone, so
+    /// nothing but the time changes.
+    pub fn prefetch(&self, jobs: Vec<(Canvas, GenerateConfig)>) -> Result<(), BuildError> {
+        if jobs.len() < 2 {
+            return Ok(());
+        }
+        let keys = jobs.clone();
+        let generations = generate_batch(self.model, jobs, |_, _| {})?;
+        let mut store = self.prefetched.borrow_mut();
+        for ((canvas, cfg), generation) in keys.into_iter().zip(generations) {
+            store.push((canvas, cfg, generation));
+        }
+        Ok(())
+    }
+
+    /// How many requests so far were answered by a prefetched generation.
+    pub fn prefetch_hits(&self) -> usize {
+        self.prefetch_hits.get()
+    }
+
+    /// Drop prefetched generations no request asked for; returns how many there were.
+    pub fn clear_prefetched(&self) -> usize {
+        let mut store = self.prefetched.borrow_mut();
+        let n = store.len();
+        store.clear();
+        n
+    }
+
+    fn denoise(&self, canvas: Canvas, cfg: &GenerateConfig) -> Result<Generation, BuildError> {
+        let mut store = self.prefetched.borrow_mut();
+        if let Some(i) = store.iter().position(|(c, k, _)| *c == canvas && k == cfg) {
+            self.prefetch_hits.set(self.prefetch_hits.get() + 1);
+            return Ok(store.swap_remove(i).2);
+        }
+        drop(store);
+        Ok(generate(self.model, canvas, cfg, |_| {})?)
     }
 
     /// The text before, on and after `lines` (1-based, inclusive) of `source`, once both the
@@ -270,7 +352,7 @@ impl<'m> Builder<'m> {
             canvas.tokens[p] = self.model.mask_id;
         }
         let cfg = span_config(cfg, span.len(), chosen.len());
-        let generation = generate(self.model, canvas, &cfg, |_| {})?;
+        let generation = self.denoise(canvas, &cfg)?;
         Ok((
             self.draft(
                 draft.prefix.clone(),

@@ -54,6 +54,10 @@ pub struct Args {
     /// Self-healing attempts per unit after the first generation.
     #[arg(long, default_value_t = 3)]
     pub max_retries: u32,
+    /// Denoise the first drafts of up to N units in different files together (default: 1 on
+    /// the CPU, 8 on a GPU). Outputs do not change, only the time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub batch: Option<u32>,
     /// Auto-apply only patches at or below this risk (0.0-1.0).
     #[arg(long, default_value_t = 0.3, value_parser = parse_risk)]
     pub max_risk: f64,
@@ -129,6 +133,7 @@ impl Args {
                 sampling: self.sampling.options(),
                 max_retries: self.max_retries,
                 safe_mode: !self.no_safe_mode,
+                batch: self.batch.map(|n| n as usize),
             },
             compress: CompressOptions {
                 scorer: self.scorer,

@@ -251,6 +251,7 @@ fn unit_records(outcome: &Outcome, decisions: &Decisions) -> Vec<UnitRecord> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                batched: built.is_some_and(|b| b.batched),
             }
         })
         .collect()

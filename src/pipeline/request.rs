@@ -38,6 +38,10 @@ pub struct BuildOptions {
     pub max_retries: u32,
     /// Splice only units that pass the gate; off, every unit is spliced and the gate recorded.
     pub safe_mode: bool,
+    /// Units in different files whose first drafts are denoised together (`None`: the device's
+    /// default). Outputs are the same for every value.
+    #[serde(default)]
+    pub batch: Option<usize>,
 }
 
 impl Default for BuildOptions {
@@ -49,6 +53,7 @@ impl Default for BuildOptions {
             sampling: SamplingOptions::default(),
             max_retries: 3,
             safe_mode: true,
+            batch: None,
         }
     }
 }
@@ -247,6 +252,7 @@ mod v1 {
                         },
                         max_retries: self.max_retries,
                         safe_mode: !self.no_safe_mode,
+                        batch: None,
                     },
                     compress: CompressOptions {
                         scorer: self.scorer,

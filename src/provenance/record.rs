@@ -78,6 +78,9 @@ pub struct UnitRecord {
     /// The semantic checks' findings, `line:column check: message`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub semantic: Vec<String>,
+    /// The first draft was denoised in one batch with other units' (`--batch`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batched: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

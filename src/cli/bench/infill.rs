@@ -11,6 +11,7 @@ use super::report::{col, data, mean_sd, Column, Report, Value};
 use super::Common;
 use crate::builder::heal::{build, HealOptions, Request, Site, SyntaxJudge};
 use crate::builder::{span_for, Builder, SPAN_BUCKETS};
+use crate::diffusion::CacheMode;
 use crate::engine::{Engine, SamplingOptions};
 use crate::gate::Gate;
 use crate::lang::Language;
@@ -32,10 +33,18 @@ pub struct Args {
     /// Self-healing attempts after the first generation.
     #[arg(long, default_value_t = 3)]
     pub max_retries: u32,
+    /// Fast-dLLM block caches to compare.
+    #[arg(long, value_delimiter = ',', default_value = "none")]
+    pub cache: Vec<CacheMode>,
+    /// Blocks of this many tokens within each span (a span it does not divide is one block).
+    #[arg(long)]
+    pub block_length: Option<usize>,
 }
 
-const COLUMNS: [Column; 10] = [
+const COLUMNS: [Column; 12] = [
     col("sampler", "sampler"),
+    col("cache", "cache"),
+    col("block", "block"),
     col("steps", "steps"),
     col("functions", "functions"),
     col("gate_pass", "gate pass"),
@@ -158,21 +167,42 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         "healing: up to {} retries (repair, regenerate, ...)",
         args.max_retries
     );
-    for (label, steps) in &steps {
-        let cells = curve_point(&engine, args, &targets, label, *steps)?;
-        report.push(&Common::meta(&engine), cells);
+    if args.block_length == Some(0) {
+        bail!("--block-length must be at least 1");
+    }
+    for &cache in &args.cache {
+        for (label, steps) in &steps {
+            let point = Point {
+                label,
+                steps: *steps,
+                cache,
+            };
+            let cells = curve_point(&engine, args, &targets, &point)?;
+            report.push(&Common::meta(&engine), cells);
+        }
     }
     Ok(report)
 }
 
-/// Every target written again at one step count.
+/// One point of the curve: a step count (`None`: one token per step) with one cache.
+struct Point<'a> {
+    label: &'a str,
+    steps: Option<usize>,
+    cache: CacheMode,
+}
+
+/// Every target written again at one point.
 fn curve_point(
     engine: &Engine,
     args: &Args,
     targets: &[Target],
-    label: &str,
-    steps: Option<usize>,
+    point: &Point,
 ) -> anyhow::Result<Vec<Value>> {
+    let Point {
+        label,
+        steps,
+        cache,
+    } = *point;
     let model = &engine.model;
     let builder = Builder::new(model);
     let gate = Gate::default();
@@ -186,9 +216,11 @@ fn curve_point(
         let sampling = SamplingOptions {
             steps: Some(steps.unwrap_or(span).min(span)),
             seed: args.common.seed,
+            cache,
             ..SamplingOptions::default()
         };
-        let cfg = engine.config(&sampling, Some(span), Some(span))?;
+        let block = args.block_length.unwrap_or(span);
+        let cfg = engine.config(&sampling, Some(span), Some(block))?;
         sampler = cfg.sampler.name().to_string();
         let site = Site {
             original: &t.source,
@@ -228,8 +260,13 @@ fn curve_point(
     eprintln!();
     let n = targets.len() as f64;
     let (m, sd) = mean_sd(&tok_s);
+    let block = args
+        .block_length
+        .map_or_else(|| "span".to_string(), |b| b.to_string());
     Ok(vec![
         sampler.into(),
+        cache.name().into(),
+        block.into(),
         label.into(),
         targets.len().into(),
         Value::Num(first as f64 / n, 3),

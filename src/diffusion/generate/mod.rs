@@ -159,7 +159,7 @@ impl std::fmt::Display for CacheMode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GenerateConfig {
     pub steps: usize,
     pub gen_length: usize,
