@@ -154,6 +154,36 @@ fn an_interrupted_run_is_listed_reported_and_undone() {
     assert!(!stdout(&ouroboros(root, &["list-runs"])).contains("interrupted"));
 }
 
+/// Rolling back a run killed in the middle of a write also removes the temp file it left beside
+/// the target (found through the journal, which the rollback then removes).
+#[test]
+fn rolling_back_an_interrupted_run_removes_its_temp_files() {
+    let dir = support::project(&[("a.py", "x = 1\n"), ("b.py", "x = 2\n")]);
+    let root = dir.path();
+    let o = ouroboros(root, &["apply", "a.py", "--from", "b.py"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let id = runs(root).pop().unwrap();
+    let run = root.join(".ouroboros/runs").join(&id);
+    fs::write(
+        run.join("journal.json"),
+        serde_json::json!({"files": [{
+            "file_path": "a.py",
+            "original_hash": ouroboros::hash::sha256_tagged(b"x = 1\n"),
+            "modified_hash": ouroboros::hash::sha256_tagged(b"x = 2\n"),
+            "backup_path": format!(".ouroboros/runs/{id}/backups/a.py"),
+            "lines_added": 1, "lines_removed": 1,
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    // What the exchange leaves for an instant: the old content under the temp name.
+    fs::write(root.join(".ouroboros-k1ll3d.tmp"), "x = 1\n").unwrap();
+    let o = ouroboros(root, &["rollback", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fs::read_to_string(root.join("a.py")).unwrap(), "x = 1\n");
+    assert!(!root.join(".ouroboros-k1ll3d.tmp").exists(), "{}", text(&o));
+}
+
 /// An edit that lands in the instant before the write is kept, and the file reported stale.
 #[test]
 fn an_edit_racing_the_write_is_never_lost() {

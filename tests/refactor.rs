@@ -213,6 +213,9 @@ fn a_batch_of_first_drafts_changes_no_unit() {
         );
         assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
         let r = record(dir.path(), &run_id(&o));
+        // refactor's default cache, recorded so that replay uses it.
+        let sampling = &r["refactor"]["request"]["options"]["build"]["sampling"];
+        assert_eq!(sampling["cache"], "dual");
         r["refactor"]["units"]
             .as_array()
             .unwrap()

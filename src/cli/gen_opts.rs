@@ -70,9 +70,10 @@ pub struct SamplingArgs {
     #[arg(long, value_parser = parse_factor, conflicts_with = "threshold")]
     pub factor: Option<f64>,
     /// Fast-dLLM's block cache: none (every step runs the whole canvas), prefix (keys and
-    /// values before the block are reused) or dual (before and after it)
-    #[arg(long, default_value = "none")]
-    pub cache: CacheMode,
+    /// values before the block are reused) or dual (before and after it). Default: none for
+    /// generate, dual for refactor
+    #[arg(long)]
+    pub cache: Option<CacheMode>,
     /// allow, suppress, or penalty:X (subtract X from EOS logits).
     #[arg(long, default_value = "allow")]
     pub eos: EosPolicy,
@@ -81,6 +82,15 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
+    /// The options, with `cache` when `--cache` was not given.
+    pub fn options_or(&self, cache: CacheMode) -> SamplingOptions {
+        SamplingOptions {
+            cache: self.cache.unwrap_or(cache),
+            ..self.options()
+        }
+    }
+
+    /// The options, with no cache unless `--cache` asks for one.
     pub fn options(&self) -> SamplingOptions {
         SamplingOptions {
             steps: self.steps,
@@ -93,7 +103,7 @@ impl SamplingArgs {
             eps: self.eps,
             threshold: self.threshold,
             factor: self.factor,
-            cache: self.cache,
+            cache: self.cache.unwrap_or_default(),
             eos: self.eos,
             seed: self.seed,
         }

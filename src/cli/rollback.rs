@@ -18,6 +18,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = repo_root(args.root.as_deref())?;
+    // Temp files a killed write left are found through the journals of interrupted runs, and
+    // rolling this run back removes its journal, so they go first.
+    super::report_leftovers(&root);
     let store = RunStore::new(&root);
     let record = store.load(&args.run_id)?;
     let run_dir = store.run_dir(&args.run_id);
