@@ -112,17 +112,13 @@ fn a_kill_at_any_moment_leaves_a_change_that_can_be_undone() {
     );
 }
 
-/// A run killed after its journal but before its record shows as interrupted, is reported by
-/// the next command that writes, and rolls back.
-#[test]
-fn an_interrupted_run_is_listed_reported_and_undone() {
-    let dir = support::project(&[("a.py", "x = 1\n"), ("b.py", "x = 2\n")]);
-    let root = dir.path();
+/// `apply` b.py over a.py, then put back the journal that run had while it wrote (as a kill
+/// after the write leaves it); returns the run's id and folder.
+fn applied_with_its_journal(root: &Path) -> (String, std::path::PathBuf) {
     let o = ouroboros(root, &["apply", "a.py", "--from", "b.py"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let id = runs(root).pop().unwrap();
     let run = root.join(".ouroboros/runs").join(&id);
-    // As a kill after the write would leave it: the journal, and a record that never finished.
     fs::write(
         run.join("journal.json"),
         serde_json::json!({"files": [{
@@ -135,6 +131,17 @@ fn an_interrupted_run_is_listed_reported_and_undone() {
         .to_string(),
     )
     .unwrap();
+    (id, run)
+}
+
+/// A run killed after its journal but before its record shows as interrupted, is reported by
+/// the next command that writes, and rolls back.
+#[test]
+fn an_interrupted_run_is_listed_reported_and_undone() {
+    let dir = support::project(&[("a.py", "x = 1\n"), ("b.py", "x = 2\n")]);
+    let root = dir.path();
+    let (id, run) = applied_with_its_journal(root);
+    // As a kill after the write would leave it: the journal, and a record that never finished.
     let mut record: serde_json::Value =
         serde_json::from_slice(&fs::read(run.join("artifact_metadata.json")).unwrap()).unwrap();
     record["file_modifications"] = serde_json::json!([]);
@@ -160,22 +167,7 @@ fn an_interrupted_run_is_listed_reported_and_undone() {
 fn rolling_back_an_interrupted_run_removes_its_temp_files() {
     let dir = support::project(&[("a.py", "x = 1\n"), ("b.py", "x = 2\n")]);
     let root = dir.path();
-    let o = ouroboros(root, &["apply", "a.py", "--from", "b.py"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let id = runs(root).pop().unwrap();
-    let run = root.join(".ouroboros/runs").join(&id);
-    fs::write(
-        run.join("journal.json"),
-        serde_json::json!({"files": [{
-            "file_path": "a.py",
-            "original_hash": ouroboros::hash::sha256_tagged(b"x = 1\n"),
-            "modified_hash": ouroboros::hash::sha256_tagged(b"x = 2\n"),
-            "backup_path": format!(".ouroboros/runs/{id}/backups/a.py"),
-            "lines_added": 1, "lines_removed": 1,
-        }]})
-        .to_string(),
-    )
-    .unwrap();
+    let (id, _) = applied_with_its_journal(root);
     // What the exchange leaves for an instant: the old content under the temp name.
     fs::write(root.join(".ouroboros-k1ll3d.tmp"), "x = 1\n").unwrap();
     let o = ouroboros(root, &["rollback", &id]);
