@@ -13,11 +13,8 @@ fn threads() {
     if vars.iter().any(|v| std::env::var_os(v).is_some()) {
         return;
     }
-    let gemm_threads = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // The count candle gives gemm (RAYON_NUM_THREADS, else the cores it may use).
+    let gemm_threads = candle_core::utils::get_num_threads();
     if gemm_threads <= 2 {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }

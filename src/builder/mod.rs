@@ -240,7 +240,8 @@ impl<'m> Builder<'m> {
         if jobs.len() < 2 {
             return Ok(());
         }
-        let keys = jobs.clone();
+        // Keyed by the canvas as asked for: a generation holds it denoised.
+        let keys: Vec<(Canvas, GenerateConfig)> = jobs.clone();
         let generations = generate_batch(self.model, jobs, |_, _| {})?;
         let mut store = self.prefetched.borrow_mut();
         for ((canvas, cfg), generation) in keys.into_iter().zip(generations) {
@@ -254,12 +255,9 @@ impl<'m> Builder<'m> {
         self.prefetch_hits.get()
     }
 
-    /// Drop prefetched generations no request asked for; returns how many there were.
-    pub fn clear_prefetched(&self) -> usize {
-        let mut store = self.prefetched.borrow_mut();
-        let n = store.len();
-        store.clear();
-        n
+    /// Drop prefetched generations no request asked for.
+    pub fn clear_prefetched(&self) {
+        self.prefetched.borrow_mut().clear();
     }
 
     fn denoise(&self, canvas: Canvas, cfg: &GenerateConfig) -> Result<Generation, BuildError> {
