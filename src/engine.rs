@@ -309,8 +309,10 @@ impl Engine {
             .or(g.max_new_tokens)
             .or(rec.map(|r| r.gen_length))
             .unwrap_or(64);
+        let fits = |b: &usize| *b > 0 && gen_length.is_multiple_of(*b);
         let block_length = block_length
-            .or(g.block_length.filter(|b| gen_length.is_multiple_of(*b)))
+            .or(g.block_length.filter(fits))
+            .or(model.block_causal.filter(fits))
             .unwrap_or(gen_length);
         let blocks = gen_length.checked_div(block_length).unwrap_or(1).max(1);
         let steps = match (s.steps, s.preset) {
@@ -366,6 +368,7 @@ impl Engine {
             None => Ok(match self.model.family {
                 Family::Llada => SamplerKind::LowConfidence,
                 Family::Dream => SamplerKind::Entropy,
+                Family::Sdar => SamplerKind::LowConfidence,
             }),
         }
     }

@@ -17,6 +17,7 @@ pub mod cpu_tuning;
 pub mod device;
 pub mod diffusion;
 pub mod engine;
+pub mod evals;
 pub mod gate;
 pub mod hash;
 pub mod interrupt;

@@ -26,6 +26,27 @@ pub struct Manifest {
     /// Known file hashes (`sha256:…`), by file name.
     #[serde(default)]
     pub sha256: std::collections::BTreeMap<String, String>,
+    /// Functional-benchmark figures the checkpoint's authors report, with their source.
+    #[serde(default)]
+    pub reported: Vec<Reported>,
+    /// The licence of the weights.
+    #[serde(default)]
+    pub license: Option<String>,
+}
+
+/// One published figure: `value` (pass@1, percent) on `benchmark` (a `bench` kind's name).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reported {
+    pub benchmark: String,
+    pub value: f64,
+    pub source: String,
+}
+
+impl Manifest {
+    /// The figure reported for `benchmark`, if any.
+    pub fn reported_for(&self, benchmark: &str) -> Option<&Reported> {
+        self.reported.iter().find(|r| r.benchmark == benchmark)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -58,7 +58,7 @@ pub(super) fn run(mut cmd: Command, log: &Path, timeout: Duration) -> Result<Ran
     })
 }
 
-fn kill_group(child: &mut std::process::Child) {
+pub(crate) fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     // SAFETY: kill(2) with a negative pid signals the process group the child leads (it was
     // started with process_group(0)); no memory is shared.
@@ -68,7 +68,7 @@ fn kill_group(child: &mut std::process::Child) {
     let _ = child.kill();
 }
 
-fn tail(log: &Path) -> String {
+pub(crate) fn tail(log: &Path) -> String {
     let Ok(mut f) = std::fs::File::open(log) else {
         return String::new();
     };

@@ -6,7 +6,7 @@
 //! tests that already failed are reported and do not block, as the syntax gate treats errors
 //! that were already there.
 
-mod exec;
+pub(crate) mod exec;
 mod results;
 mod runner;
 mod scratch;

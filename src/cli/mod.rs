@@ -89,7 +89,13 @@ pub enum Command {
 /// The command line as clap sees it, after the one rewrite older spellings need
 /// (`bench --eval KIND`).
 pub fn parse() -> Cli {
-    Cli::parse_from(bench::rewrite_eval_alias(std::env::args_os().collect()))
+    match bench::rewrite_eval_alias(std::env::args_os().collect()) {
+        Ok(args) => Cli::parse_from(args),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(i32::from(exit::ERROR));
+        }
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -55,6 +55,29 @@ impl KvCache {
         Ok(KvCache { layers })
     }
 
+    /// This cache followed by `more`, the keys and values of the positions after it.
+    pub fn extended(&self, more: &KvCache) -> Result<KvCache> {
+        if self.layers.len() != more.layers.len() {
+            candle_core::bail!(
+                "extending a cache of {} layers with one of {}",
+                self.layers.len(),
+                more.layers.len()
+            );
+        }
+        let layers = self
+            .layers
+            .iter()
+            .zip(&more.layers)
+            .map(|(a, b)| {
+                Ok(LayerKv {
+                    k: Tensor::cat(&[&a.k, &b.k], 2)?,
+                    v: Tensor::cat(&[&a.v, &b.v], 2)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers })
+    }
+
     /// Keys and values of layer `layer` with positions `offset..offset + fresh.len` taken from
     /// `fresh` and the others from the cache. A cache holding exactly `offset` positions (a
     /// prefix) is extended; a longer one has that window replaced.
@@ -94,6 +117,49 @@ pub struct Segment<'a> {
     pub cache: Option<&'a KvCache>,
     /// Return this pass's keys and values (the full pass that starts a cached block).
     pub keep: bool,
+    /// Which keys each fed position may attend to.
+    pub visibility: Visibility,
+}
+
+/// Which keys a query attends to within its canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visibility {
+    /// Every key of the canvas (LLaDA, Dream, mdlm conversions).
+    #[default]
+    All,
+    /// Causal across blocks of this many positions, counted from canvas position 0, and
+    /// bidirectional inside a block: a query sees every key whose block is not after its own
+    /// (SDAR, Fast-dLLM v2, bd3lm).
+    BlockCausal(usize),
+}
+
+impl Visibility {
+    /// The additive mask, `(n, keys)` in f32, for `n` queries at canvas positions
+    /// `offset..offset + n` over keys at positions `0..keys`; `None` when nothing is hidden.
+    pub fn mask(
+        self,
+        offset: usize,
+        n: usize,
+        keys: usize,
+        device: &candle_core::Device,
+    ) -> Result<Option<Tensor>> {
+        let Visibility::BlockCausal(block) = self else {
+            return Ok(None);
+        };
+        let block = block.max(1);
+        if (offset / block + 1) * block >= keys {
+            // The first query's block already reaches the last key: nothing is hidden.
+            return Ok(None);
+        }
+        let mut data = vec![0f32; n * keys];
+        for (r, row) in data.chunks_mut(keys.max(1)).enumerate() {
+            let visible = ((offset + r) / block + 1) * block;
+            for x in row.iter_mut().skip(visible) {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        Tensor::from_vec(data, (n, keys), device).map(Some)
+    }
 }
 
 impl<'a> Segment<'a> {
@@ -104,6 +170,7 @@ impl<'a> Segment<'a> {
             offset: 0,
             cache: None,
             keep: false,
+            visibility: Visibility::All,
         }
     }
 }
@@ -114,4 +181,39 @@ pub struct Pass {
     pub hidden: Tensor,
     pub starts: Vec<usize>,
     pub kept: Vec<Option<KvCache>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hidden(v: Visibility, offset: usize, n: usize, keys: usize) -> Option<Vec<Vec<bool>>> {
+        let m = v
+            .mask(offset, n, keys, &candle_core::Device::Cpu)
+            .unwrap()?;
+        let rows: Vec<Vec<f32>> = m.to_vec2().unwrap();
+        Some(
+            rows.into_iter()
+                .map(|r| r.into_iter().map(|x| x.is_infinite()).collect())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn block_causal_hides_only_later_blocks() {
+        assert!(hidden(Visibility::All, 0, 6, 6).is_none());
+        let m = hidden(Visibility::BlockCausal(2), 0, 5, 5).unwrap();
+        // Positions 0,1 see blocks 0 only; 2,3 see 0..4; 4 sees everything.
+        assert_eq!(m[0], vec![false, false, true, true, true]);
+        assert_eq!(m[1], vec![false, false, true, true, true]);
+        assert_eq!(m[3], vec![false, false, false, false, true]);
+        assert_eq!(m[4], vec![false; 5]);
+        // A block fed over a cache of the blocks before it sees all of it and itself.
+        assert!(hidden(Visibility::BlockCausal(4), 8, 4, 12).is_none());
+        // A window starting mid-block counts blocks from canvas position 0.
+        let m = hidden(Visibility::BlockCausal(4), 6, 3, 12).unwrap();
+        assert_eq!(m[0][7], false);
+        assert_eq!(m[0][8], true);
+        assert_eq!(m[2][11], false);
+    }
 }

@@ -60,6 +60,29 @@ pub fn token(field: &'static str, id: Option<u32>, rows: usize) -> Result<(), In
     }
 }
 
+/// A field the family cannot work without.
+pub fn required(field: &'static str, v: Option<String>) -> Result<(), Invalid> {
+    match v {
+        Some(_) => Ok(()),
+        None => Err(invalid(
+            field,
+            "missing",
+            "this family needs it in config.json",
+        )),
+    }
+}
+
+pub fn even(field: &'static str, v: usize) -> Result<(), Invalid> {
+    if v % 2 != 0 {
+        return Err(invalid(
+            field,
+            v,
+            "must be even (rotary embeddings pair dimensions)",
+        ));
+    }
+    Ok(())
+}
+
 /// The weights must hold as many blocks as the config says.
 pub fn blocks(field: &'static str, config: usize, in_weights: usize) -> Result<(), Invalid> {
     if config != in_weights {
@@ -92,5 +115,8 @@ mod tests {
             .contains("300 rows"));
         assert!(token("mask_token_id", Some(2), 300).is_ok());
         assert!(blocks("n_layers", 2, 4).unwrap_err().why.contains("hold 4"));
+        assert_eq!(required("block_size", None).unwrap_err().value, "missing");
+        assert!(required("block_size", Some("4".into())).is_ok());
+        assert!(even("head_dim", 7).is_err());
     }
 }

@@ -4,13 +4,13 @@
 //! predicts token i); the generator applies that shift, not the model.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{embedding, Activation, VarBuilder};
+use candle_nn::{Activation, VarBuilder};
 use serde::Deserialize;
 
 use super::cache::{Pass, Segment};
 use super::check::{self, Invalid};
-use super::dense::Dense;
-use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary, Transformer};
+use super::layers::Transformer;
+use super::qwen::{self, QwenShape};
 
 fn default_eps() -> f64 {
     1e-6
@@ -133,69 +133,23 @@ pub struct Model {
 
 impl Model {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Model> {
-        let m = vb.pp("model");
-        let embed = embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
-        let names = AttentionNames {
-            q: "q_proj",
-            k: "k_proj",
-            v: "v_proj",
-            o: "o_proj",
+        let shape = QwenShape {
+            hidden: cfg.hidden_size,
+            intermediate: cfg.intermediate_size,
+            layers: cfg.num_hidden_layers,
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.kv_heads(),
+            head_dim: cfg.hidden_size / cfg.num_attention_heads,
+            vocab: cfg.vocab_size,
+            rope_theta: cfg.rope_theta,
+            rms_norm_eps: cfg.rms_norm_eps,
+            tie_word_embeddings: cfg.tie_word_embeddings,
+            max_positions: cfg.max_position_embeddings,
+            qkv_bias: true,
+            head_norms: false,
         };
-        let mlp_names = MlpNames {
-            gate: "gate_proj",
-            up: "up_proj",
-            down: "down_proj",
-        };
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-        for i in 0..cfg.num_hidden_layers {
-            let l = m.pp("layers").pp(i);
-            let attn = Attention::new(
-                cfg.hidden_size,
-                cfg.num_attention_heads,
-                cfg.kv_heads(),
-                true,
-                &names,
-                l.pp("self_attn"),
-            )?;
-            let mlp = Mlp::new(
-                cfg.hidden_size,
-                cfg.intermediate_size,
-                &mlp_names,
-                l.pp("mlp"),
-            )?;
-            layers.push(Block::new(
-                norm(cfg.hidden_size, cfg.rms_norm_eps, l.pp("input_layernorm"))?,
-                attn,
-                norm(
-                    cfg.hidden_size,
-                    cfg.rms_norm_eps,
-                    l.pp("post_attention_layernorm"),
-                )?,
-                mlp,
-            ));
-        }
-        let norm_f = norm(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
-        let lm_head = if cfg.tie_word_embeddings {
-            Dense::from_weight(embed.embeddings(), None)?
-        } else {
-            Dense::fused(cfg.hidden_size, &[("lm_head", cfg.vocab_size)], false, &vb)?
-        };
-        let head_dim = cfg.hidden_size / cfg.num_attention_heads;
-        let rotary = Rotary::new(
-            cfg.rope_theta,
-            head_dim,
-            cfg.max_position_embeddings,
-            vb.dtype(),
-            vb.device(),
-        )?;
         Ok(Model {
-            net: Transformer {
-                embed,
-                blocks: layers,
-                norm: norm_f,
-                head: lm_head,
-                rotary,
-            },
+            net: qwen::build(&shape, vb)?,
         })
     }
 

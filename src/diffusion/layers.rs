@@ -1,6 +1,7 @@
-//! The transformer pieces both families share: rotate-half RoPE, bidirectional multi-head (or
-//! grouped-query) attention with no mask, SwiGLU feed-forward, pre-norm residual blocks, and the
-//! stack of them. Each family file maps its own tensor names onto these.
+//! The transformer pieces every family shares: rotate-half RoPE, multi-head (or grouped-query)
+//! attention that is bidirectional or block-causal, optional per-head query/key norms (Qwen3),
+//! SwiGLU feed-forward, pre-norm residual blocks, and the stack of them. Each family file maps
+//! its own tensor names onto these.
 //!
 //! Every pass runs over packed [`Segment`]s: the linear layers see all their rows at once and
 //! attention runs per segment, over the segment's own rows and its cached keys and values.
@@ -61,6 +62,23 @@ pub struct AttentionNames {
     pub o: &'static str,
 }
 
+/// The sizes of one attention layer.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    /// Not always `hidden / heads` (Qwen3 and SDAR give it in config.json).
+    pub head_dim: usize,
+    pub qkv_bias: bool,
+}
+
+/// RMS norms over each head's queries and keys, before RoPE (Qwen3's `q_norm`/`k_norm`).
+pub struct HeadNorms {
+    pub q: RmsNorm,
+    pub k: RmsNorm,
+}
+
 pub struct Attention {
     /// Queries, keys and values in one product.
     qkv: Dense,
@@ -68,18 +86,23 @@ pub struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    head_norms: Option<HeadNorms>,
 }
 
 impl Attention {
     pub fn new(
-        hidden: usize,
-        heads: usize,
-        kv_heads: usize,
-        qkv_bias: bool,
+        shape: AttentionShape,
         names: &AttentionNames,
+        head_norms: Option<HeadNorms>,
         vb: VarBuilder,
     ) -> Result<Attention> {
-        let head_dim = hidden / heads;
+        let AttentionShape {
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            qkv_bias,
+        } = shape;
         let (q, kv) = (heads * head_dim, kv_heads * head_dim);
         let qkv = Dense::fused(
             hidden,
@@ -93,6 +116,7 @@ impl Attention {
             heads,
             kv_heads,
             head_dim,
+            head_norms,
         })
     }
 
@@ -106,23 +130,35 @@ impl Attention {
         let mut row = 0;
         for (i, seg) in pass.segments.iter().enumerate() {
             let n = seg.ids.len();
-            let heads = |t: &Tensor, h: usize| {
-                t.narrow(1, row, n)?
-                    .reshape((1, n, h, self.head_dim))?
-                    .transpose(1, 2)
+            let heads = |t: &Tensor, h: usize, norm: Option<&RmsNorm>| {
+                let t = t.narrow(1, row, n)?.reshape((1, n, h, self.head_dim))?;
+                let t = match norm {
+                    Some(norm) => norm.forward(&t.contiguous()?)?,
+                    None => t,
+                };
+                t.transpose(1, 2)
             };
-            let q = pass.rotary.apply(&heads(q_all, self.heads)?, seg.offset)?;
+            let (q_norm, k_norm) = match &self.head_norms {
+                Some(h) => (Some(&h.q), Some(&h.k)),
+                None => (None, None),
+            };
+            let q = pass
+                .rotary
+                .apply(&heads(q_all, self.heads, q_norm)?, seg.offset)?;
             let fresh = LayerKv {
                 k: pass
                     .rotary
-                    .apply(&heads(k_all, self.kv_heads)?, seg.offset)?,
-                v: heads(v_all, self.kv_heads)?.contiguous()?,
+                    .apply(&heads(k_all, self.kv_heads, k_norm)?, seg.offset)?,
+                v: heads(v_all, self.kv_heads, None)?.contiguous()?,
             };
             let context = match seg.cache {
                 Some(cache) => cache.around(pass.layer, seg.offset, &fresh)?,
                 None => fresh.clone(),
             };
-            outs.push(self.attend(&q, &context)?);
+            let mask = seg
+                .visibility
+                .mask(seg.offset, n, context.k.dim(2)?, q.device())?;
+            outs.push(self.attend(&q, &context, mask.as_ref())?);
             if let Some(kept) = pass.kept[i].as_mut() {
                 kept.push(fresh);
             }
@@ -135,12 +171,14 @@ impl Attention {
         self.o.forward(&out)
     }
 
-    /// Bidirectional attention of `q`, `(1, heads, n, head_dim)`, over `kv`: `(1, n, hidden)`.
+    /// Attention of `q`, `(1, heads, n, head_dim)`, over `kv`: `(1, n, heads·head_dim)`.
+    /// `mask`, `(n, keys)` in f32, is added to the scores (0 or −∞); without one every query
+    /// sees every key.
     ///
     /// Query heads that share a key head are stacked into one matrix, `(kv_heads, groups·n,
     /// head_dim)`, so keys and values are never repeated and each key head is one product.
     /// Queries go in chunks of rows so that no score buffer outgrows [`SCORE_BYTES`].
-    fn attend(&self, q: &Tensor, kv: &LayerKv) -> Result<Tensor> {
+    fn attend(&self, q: &Tensor, kv: &LayerKv, mask: Option<&Tensor>) -> Result<Tensor> {
         let n = q.dim(2)?;
         let keys = kv.k.dim(2)?;
         let groups = self.heads / self.kv_heads;
@@ -154,13 +192,21 @@ impl Attention {
         let v = kv.v.squeeze(0)?;
         let per_row = self.kv_heads * keys * DType::F32.size_in_bytes();
         let rows = (SCORE_BYTES / per_row.max(1)).clamp(1, stacked);
+        // Stacked row r is query r mod n, so the mask repeats once per query group.
+        let mask = match mask {
+            Some(m) if groups > 1 => Some(Tensor::cat(&vec![m; groups], 0)?),
+            Some(m) => Some(m.clone()),
+            None => None,
+        };
         let mut outs = Vec::with_capacity(stacked.div_ceil(rows));
         for start in (0..stacked).step_by(rows) {
-            let chunk = q.narrow(1, start, rows.min(stacked - start))?;
-            // No mask: every position attends to every other (the models are bidirectional).
-            let scores = chunk.matmul(&kt)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
-                .to_dtype(v.dtype())?;
+            let len = rows.min(stacked - start);
+            let chunk = q.narrow(1, start, len)?;
+            let mut scores = chunk.matmul(&kt)?.to_dtype(DType::F32)?;
+            if let Some(m) = &mask {
+                scores = scores.broadcast_add(&m.narrow(0, start, len)?)?;
+            }
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
             outs.push(probs.matmul(&v)?);
         }
         let out = match outs.len() {

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::cache::{Pass, Segment};
 use super::check::{self, Invalid};
 use super::dense::Dense;
-use super::layers::{norm, Attention, AttentionNames, Block, Mlp, MlpNames, Rotary, Transformer};
+use super::layers::{
+    norm, Attention, AttentionNames, AttentionShape, Block, Mlp, MlpNames, Rotary, Transformer,
+};
 
 fn default_eps() -> f64 {
     1e-5
@@ -152,11 +154,15 @@ impl Model {
         for i in 0..cfg.n_layers {
             let b = t.pp("blocks").pp(i);
             let attn = Attention::new(
-                cfg.d_model,
-                cfg.n_heads,
-                cfg.kv_heads(),
-                cfg.include_qkv_bias,
+                AttentionShape {
+                    hidden: cfg.d_model,
+                    heads: cfg.n_heads,
+                    kv_heads: cfg.kv_heads(),
+                    head_dim: cfg.d_model / cfg.n_heads,
+                    qkv_bias: cfg.include_qkv_bias,
+                },
                 &names,
+                None,
                 b.clone(),
             )?;
             let mlp = Mlp::new(cfg.d_model, cfg.inner_size(), &mlp_names, b.clone())?;

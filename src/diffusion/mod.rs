@@ -11,10 +11,13 @@ pub mod generate;
 mod layers;
 pub mod llada;
 pub mod model;
+mod qwen;
 pub mod sampler;
+pub mod sdar;
 pub mod tokenizer;
 mod weights;
 
+pub use cache::Visibility;
 pub use generate::{
     generate, generate_batch, validate as validate_config, CacheMode, Canvas, EosPolicy,
     GenerateConfig, GenerateError, Generation, StepEvent,

@@ -7,17 +7,19 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::cache::{Pass, Segment};
+use super::cache::{Pass, Segment, Visibility};
 use super::layers::gather_rows;
 use super::tokenizer::{TextCodec, TokenizerError};
 use super::weights::MappedWeights;
-use super::{dream, llada};
+use super::{dream, llada, sdar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Llada,
     Dream,
+    /// Block diffusion on Qwen3 (JetAstra/SDAR).
+    Sdar,
 }
 
 impl Family {
@@ -25,6 +27,7 @@ impl Family {
         match self {
             Family::Llada => "llada",
             Family::Dream => "dream",
+            Family::Sdar => "sdar",
         }
     }
 
@@ -38,7 +41,7 @@ impl Family {
 pub enum ModelError {
     #[error("{path}: {message}")]
     File { path: String, message: String },
-    #[error("{path}: unsupported architecture: {field} = {value} (supported: LLaDA `LLaDAModelLM`/`llada`, Dream `DreamModel`/`Dream`; a manifest can name the family of a converted checkpoint)")]
+    #[error("{path}: unsupported architecture: {field} = {value} (supported: LLaDA `LLaDAModelLM`/`llada`, Dream `DreamModel`/`Dream`, SDAR `SDARForCausalLM`/`sdar`; a manifest can name the family of a converted checkpoint)")]
     UnknownArchitecture {
         path: String,
         field: &'static str,
@@ -108,11 +111,24 @@ pub struct GenerationDefaults {
     pub sampler: Option<String>,
     #[serde(default)]
     pub block_length: Option<usize>,
+    #[serde(default)]
+    pub eos_token_id: Option<super::dream::OneOrMany>,
+}
+
+impl GenerationDefaults {
+    pub fn eos_ids(&self) -> Vec<u32> {
+        match &self.eos_token_id {
+            Some(super::dream::OneOrMany::One(id)) => vec![*id],
+            Some(super::dream::OneOrMany::Many(ids)) => ids.clone(),
+            None => Vec::new(),
+        }
+    }
 }
 
 enum Net {
     Llada(llada::Model),
     Dream(dream::Model),
+    Sdar(sdar::Model),
 }
 
 pub struct DiffusionLm {
@@ -124,6 +140,9 @@ pub struct DiffusionLm {
     pub mask_id: u32,
     pub eos_ids: Vec<u32>,
     pub logit_shift: bool,
+    /// Block diffusion: attention is causal across blocks of this many positions (counted
+    /// from canvas position 0) and bidirectional inside one. `None`: fully bidirectional.
+    pub block_causal: Option<usize>,
     /// Rows of the output head (may exceed the tokenizer's vocabulary when padded).
     pub vocab_rows: usize,
     pub params: usize,
@@ -146,12 +165,14 @@ fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
         match a.as_str() {
             "LLaDAModelLM" | "LLaDAModel" => return Ok(Family::Llada),
             "DreamModel" => return Ok(Family::Dream),
+            "SDARForCausalLM" => return Ok(Family::Sdar),
             _ => {}
         }
     }
     match header.model_type.as_deref() {
         Some("llada") => Ok(Family::Llada),
         Some("Dream") | Some("dream") => Ok(Family::Dream),
+        Some("sdar") => Ok(Family::Sdar),
         Some(other) => Err(ModelError::UnknownArchitecture {
             path: path.display().to_string(),
             field: "model_type",
@@ -191,11 +212,19 @@ impl DiffusionLm {
             None => detect(&config_path, &header)?,
         };
         let generation_path = dir.join("generation_config.json");
-        let generation: GenerationDefaults = if generation_path.is_file() {
+        let mut generation: GenerationDefaults = if generation_path.is_file() {
             read_json(&generation_path)?
         } else {
             GenerationDefaults::default()
         };
+        if family == Family::Sdar {
+            // SDAR's generation_config.json holds the sampling settings of autoregressive
+            // `generate()` (temperature 0.6, top-k 20, top-p 0.95), which its diffusion loop
+            // does not read; the README's greedy decoding is what we default to.
+            generation.temperature = None;
+            generation.top_p = None;
+            generation.top_k = None;
+        }
         let codec = TextCodec::load(dir)?;
         let shards = crate::checkpoint::weight_files(dir)?;
         let weights_backend =
@@ -212,7 +241,7 @@ impl DiffusionLm {
         };
         let blocks = weights_backend.blocks_under(match family {
             Family::Llada => "model.transformer.blocks.",
-            Family::Dream => "model.layers.",
+            Family::Dream | Family::Sdar => "model.layers.",
         });
         let vb = VarBuilder::from_backend(Box::new(weights_backend), dtype, device.clone());
         let weights = |source| ModelError::Weights {
@@ -224,6 +253,7 @@ impl DiffusionLm {
             field,
             value,
         };
+        let mut block_causal = None;
         let (net, config_mask, eos, rows) = match family {
             Family::Llada => {
                 let cfg: llada::Config = read_json(&config_path)?;
@@ -258,6 +288,30 @@ impl DiffusionLm {
                     rows,
                 )
             }
+            Family::Sdar => {
+                let cfg: sdar::Config = read_json(&config_path)?;
+                cfg.check().map_err(invalid)?;
+                if let Some(u) = cfg.unsupported() {
+                    return Err(unsupported(u));
+                }
+                super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, blocks)
+                    .map_err(invalid)?;
+                block_causal = Some(cfg.block());
+                // The chat checkpoints end a turn with `<|im_end|>`, which only
+                // generation_config.json names; SDAR's loops stop at both.
+                let mut eos = cfg.eos_ids();
+                for id in generation.eos_ids() {
+                    if !eos.contains(&id) {
+                        eos.push(id);
+                    }
+                }
+                (
+                    Net::Sdar(sdar::Model::new(&cfg, vb).map_err(weights)?),
+                    cfg.mask_token_id,
+                    eos,
+                    cfg.vocab_size,
+                )
+            }
         };
         let mask_id = codec.mask_id(overrides.mask_id.or(config_mask))?;
         super::check::token("mask_token_id", Some(mask_id), rows).map_err(invalid)?;
@@ -277,6 +331,7 @@ impl DiffusionLm {
             logit_shift: overrides
                 .logit_shift
                 .unwrap_or(family.default_logit_shift()),
+            block_causal,
             vocab_rows: rows,
             params,
             shards,
@@ -290,6 +345,7 @@ impl DiffusionLm {
         match &self.net {
             Net::Llada(m) => m.max_positions(),
             Net::Dream(m) => m.max_positions(),
+            Net::Sdar(m) => m.max_positions(),
         }
     }
 
@@ -298,12 +354,25 @@ impl DiffusionLm {
         Ok(match &self.net {
             Net::Llada(m) => m.forward(segments)?,
             Net::Dream(m) => m.forward(segments)?,
+            Net::Sdar(m) => m.forward(segments)?,
         })
     }
 
-    /// Hidden states of the whole canvas, `(len, hidden)`.
+    /// Which keys a whole-canvas pass lets each position see.
+    pub fn visibility(&self) -> Visibility {
+        match self.block_causal {
+            Some(b) => Visibility::BlockCausal(b),
+            None => Visibility::All,
+        }
+    }
+
+    /// Hidden states of the whole canvas, `(len, hidden)`, under the family's attention rule.
     pub fn hidden(&self, canvas: &[u32]) -> Result<Tensor, ModelError> {
-        Ok(self.forward(&[Segment::whole(canvas)])?.hidden)
+        let segment = Segment {
+            visibility: self.visibility(),
+            ..Segment::whole(canvas)
+        };
+        Ok(self.forward(&[segment])?.hidden)
     }
 
     /// Logits `(rows.len(), vocab_rows)` in f32 of the given hidden rows: the output head runs
@@ -313,6 +382,7 @@ impl DiffusionLm {
         let logits = match &self.net {
             Net::Llada(m) => m.head(&h)?,
             Net::Dream(m) => m.head(&h)?,
+            Net::Sdar(m) => m.head(&h)?,
         };
         Ok(logits.to_dtype(DType::F32)?)
     }
@@ -334,7 +404,21 @@ impl DiffusionLm {
     /// The network's raw output at every canvas position, `(len, vocab_rows)`, with no logit
     /// shift: what the reference implementations return, for checking against them.
     pub fn logits_all(&self, canvas: &[u32]) -> Result<Tensor, ModelError> {
-        let hidden = self.hidden(canvas)?;
+        self.logits_under(canvas, self.visibility())
+    }
+
+    /// [`Self::logits_all`] under a given attention rule (a block-causal model checked at
+    /// another block length).
+    pub fn logits_under(
+        &self,
+        canvas: &[u32],
+        visibility: Visibility,
+    ) -> Result<Tensor, ModelError> {
+        let segment = Segment {
+            visibility,
+            ..Segment::whole(canvas)
+        };
+        let hidden = self.forward(&[segment])?.hidden;
         let rows: Vec<usize> = (0..canvas.len()).collect();
         self.head_rows(&hidden, &rows)
     }

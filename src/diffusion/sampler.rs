@@ -191,25 +191,7 @@ pub fn dream_candidate(
     }
     let probs = softmax(&logits);
     let token = if s.temperature > 0.0 {
-        let allowed: f64 = probs
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != banned)
-            .map(|(_, p)| p)
-            .sum();
-        let mut u: f64 = rng.random::<f64>() * allowed;
-        let mut chosen = usize::MAX;
-        for (i, &p) in probs.iter().enumerate() {
-            if i == banned || p <= 0.0 {
-                continue;
-            }
-            chosen = i;
-            if u < p {
-                break;
-            }
-            u -= p;
-        }
-        chosen.min(probs.len() - 1)
+        draw(&probs, banned, rng)
     } else {
         let mut best = usize::MAX;
         for (i, &p) in probs.iter().enumerate() {
@@ -242,6 +224,61 @@ pub fn dream_candidate(
 }
 
 /// Keep the smallest set of tokens whose probability reaches `p` (the top token always stays).
+/// SDAR's evaluation loop (`sample_with_temperature_topk_topp` in JetAstra/SDAR's
+/// `huggingface_bd3.py`): the token is drawn from the temperature-scaled distribution after
+/// top-k then top-p (the most probable at temperature 0), and its confidence is its
+/// probability *before* those filters, so top-k 1 still ranks positions by how sure the model
+/// is.
+pub fn sdar_candidate(row: &[f32], s: TokenSampling, mask: u32, rng: &mut ChaCha8Rng) -> Candidate {
+    let banned = mask as usize;
+    let t = if s.temperature > 0.0 {
+        s.temperature
+    } else {
+        1.0
+    };
+    let scaled: Vec<f64> = row.iter().map(|&v| v as f64 / t).collect();
+    let unfiltered = softmax(&scaled);
+    let token = if s.temperature > 0.0 {
+        let mut logits = scaled;
+        if let Some(k) = s.top_k.filter(|k| *k > 0 && *k < logits.len()) {
+            top_k_filter(&mut logits, k);
+        }
+        if let Some(p) = s.top_p.filter(|p| *p < 1.0) {
+            top_p_filter(&mut logits, p);
+        }
+        draw(&softmax(&logits), banned, rng)
+    } else {
+        argmax_except(row, banned)
+    };
+    Candidate {
+        token: token as u32,
+        confidence: unfiltered[token],
+    }
+}
+
+/// One draw from `probs`, never `banned`.
+fn draw(probs: &[f64], banned: usize, rng: &mut ChaCha8Rng) -> usize {
+    let allowed: f64 = probs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != banned)
+        .map(|(_, p)| p)
+        .sum();
+    let mut u: f64 = rng.random::<f64>() * allowed;
+    let mut chosen = usize::MAX;
+    for (i, &p) in probs.iter().enumerate() {
+        if i == banned || p <= 0.0 {
+            continue;
+        }
+        chosen = i;
+        if u < p {
+            break;
+        }
+        u -= p;
+    }
+    chosen.min(probs.len() - 1)
+}
+
 fn top_p_filter(logits: &mut [f64], p: f64) {
     let probs = softmax(logits);
     let mut order: Vec<usize> = (0..logits.len()).collect();

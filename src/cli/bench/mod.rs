@@ -3,6 +3,7 @@
 //! kept as another spelling (see [`rewrite_eval_alias`]), and `bench` alone is `bench speed`.
 
 mod compression;
+mod functional;
 mod infill;
 mod report;
 mod speed;
@@ -14,6 +15,7 @@ use super::exit;
 use super::gen_opts::ModelArgs;
 use crate::device::dtype_name;
 use crate::engine::Engine;
+use crate::evals::data::Benchmark;
 use report::{Format, RowMeta};
 
 #[derive(Debug, clap::Args)]
@@ -30,6 +32,21 @@ pub enum Kind {
     Infill(infill::Args),
     /// What context compression costs: recall of called definitions per scorer and budget.
     Compression(compression::Args),
+    /// HumanEval (164 problems) pass@k against decoding settings, run by its tests.
+    #[command(name = "humaneval")]
+    HumanEval(functional::Args),
+    /// HumanEval-Infilling, single-line: prefix and suffix given, the hole filled.
+    #[command(name = "humaneval-infill")]
+    HumanEvalInfill(functional::Args),
+    /// HumanEval-Infilling, multi-line.
+    #[command(name = "humaneval-infill-multi")]
+    HumanEvalInfillMulti(functional::Args),
+    /// HumanEval-Infilling, random spans.
+    #[command(name = "humaneval-infill-random")]
+    HumanEvalInfillRandom(functional::Args),
+    /// MBPP, the sanitized set (three-shot for base checkpoints).
+    #[command(name = "mbpp")]
+    Mbpp(functional::Args),
 }
 
 /// What every kind of bench takes.
@@ -60,16 +77,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Kind::Speed(a) => (speed::run(&a)?, a.common.output),
         Kind::Infill(a) => (infill::run(&a)?, a.common.output),
         Kind::Compression(a) => (compression::run(&a)?, a.common.output),
+        Kind::HumanEval(a) => (functional::run(Benchmark::HumanEval, &a)?, a.common.output),
+        Kind::HumanEvalInfill(a) => (
+            functional::run(Benchmark::InfillSingle, &a)?,
+            a.common.output,
+        ),
+        Kind::HumanEvalInfillMulti(a) => (
+            functional::run(Benchmark::InfillMulti, &a)?,
+            a.common.output,
+        ),
+        Kind::HumanEvalInfillRandom(a) => (
+            functional::run(Benchmark::InfillRandom, &a)?,
+            a.common.output,
+        ),
+        Kind::Mbpp(a) => (functional::run(Benchmark::Mbpp, &a)?, a.common.output),
     };
     print!("{}", report.render(format));
     Ok(ExitCode::from(exit::OK))
 }
 
-const KINDS: [&str; 3] = ["speed", "infill", "compression"];
+const KINDS: [&str; 8] = [
+    "speed",
+    "infill",
+    "compression",
+    "humaneval",
+    "humaneval-infill",
+    "humaneval-infill-multi",
+    "humaneval-infill-random",
+    "mbpp",
+];
+
+/// `--eval NAME` named no kind of bench.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bench --eval {0}: no such eval (known: {known})", known = KINDS.join(", "))]
+pub struct UnknownEval(pub String);
 
 /// `bench --eval KIND ...` (the older spelling) becomes `bench KIND ...`, and `bench` with no
 /// kind becomes `bench speed`, so every kind parses only its own flags.
-pub fn rewrite_eval_alias(args: Vec<OsString>) -> Vec<OsString> {
+pub fn rewrite_eval_alias(args: Vec<OsString>) -> Result<Vec<OsString>, UnknownEval> {
     // The subcommand is the first argument after the program name that is not a global flag.
     let Some(at) = args
         .iter()
@@ -77,10 +122,10 @@ pub fn rewrite_eval_alias(args: Vec<OsString>) -> Vec<OsString> {
         .position(|a| !a.to_string_lossy().starts_with('-'))
         .map(|p| p + 1)
     else {
-        return args;
+        return Ok(args);
     };
     if args[at] != "bench" {
-        return args;
+        return Ok(args);
     }
     let mut rest: Vec<OsString> = args[at + 1..].to_vec();
     let mut kind: Option<OsString> = None;
@@ -102,12 +147,13 @@ pub fn rewrite_eval_alias(args: Vec<OsString>) -> Vec<OsString> {
         .is_some_and(|a| KINDS.contains(&a.as_ref()) || a == "help" || a == "-h" || a == "--help");
     let mut out = args[..=at].to_vec();
     match kind {
-        Some(k) => out.push(k),
+        Some(k) if KINDS.contains(&k.to_string_lossy().as_ref()) => out.push(k),
+        Some(k) => return Err(UnknownEval(k.to_string_lossy().into_owned())),
         None if named => {}
         None => out.push("speed".into()),
     }
     out.extend(rest);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -116,6 +162,7 @@ mod tests {
 
     fn rewrite(args: &[&str]) -> Vec<String> {
         rewrite_eval_alias(args.iter().map(OsString::from).collect())
+            .unwrap()
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
@@ -148,5 +195,22 @@ mod tests {
             rewrite(&["o", "plan", "--eval", "x"]),
             ["o", "plan", "--eval", "x"]
         );
+        assert_eq!(
+            rewrite(&["o", "bench", "--eval", "humaneval", "--problems", "3"]),
+            ["o", "bench", "humaneval", "--problems", "3"]
+        );
+        let unknown = rewrite_eval_alias(
+            ["o", "bench", "--eval", "humaneva"]
+                .iter()
+                .map(OsString::from)
+                .collect(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            unknown.contains("humaneva:") || unknown.contains("humaneva "),
+            "{unknown}"
+        );
+        assert!(unknown.contains("humaneval, humaneval-infill"), "{unknown}");
     }
 }

@@ -19,7 +19,7 @@ use super::pick::{
     sample_without_replacement, top_k,
 };
 use super::{CacheMode, Canvas, GenerateConfig, Generation, StepEvent};
-use crate::diffusion::cache::{KvCache, Segment};
+use crate::diffusion::cache::{KvCache, Segment, Visibility};
 use crate::diffusion::sampler::{dream_candidate, llada_candidate, Candidate, SamplerKind};
 
 /// Where the decoder is within its current block.
@@ -46,9 +46,32 @@ pub struct Feed {
     pub positions: Vec<usize>,
     /// For each position, the row of the window whose output predicts it.
     pub rows: Vec<usize>,
+    /// Which keys the fed positions see.
+    pub visibility: Visibility,
     /// The block's first pass under a cache for a Dream-style sampler: it commits exactly the
     /// block's first token.
     first_only: bool,
+}
+
+impl Feed {
+    pub fn new(
+        window: Range<usize>,
+        positions: Vec<usize>,
+        rows: Vec<usize>,
+        cached: bool,
+        keep: bool,
+        visibility: Visibility,
+    ) -> Feed {
+        Feed {
+            window,
+            cached,
+            keep,
+            positions,
+            rows,
+            visibility,
+            first_only: false,
+        }
+    }
 }
 
 pub struct Decoder<'c> {
@@ -145,14 +168,7 @@ impl<'c> Decoder<'c> {
 
     fn feed(&self, window: Range<usize>, positions: Vec<usize>, cached: bool) -> Feed {
         let rows = positions.iter().map(|&p| self.row(&window, p)).collect();
-        Feed {
-            window,
-            cached,
-            keep: false,
-            positions,
-            rows,
-            first_only: false,
-        }
+        Feed::new(window, positions, rows, cached, false, Visibility::All)
     }
 
     /// What the next pass must be fed, or `None` when the canvas is done. Steps that need no
@@ -251,6 +267,7 @@ impl<'c> Decoder<'c> {
                 None
             },
             keep: feed.keep,
+            visibility: feed.visibility,
         }
     }
 

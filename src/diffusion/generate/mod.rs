@@ -10,6 +10,7 @@
 //! Several canvases can be denoised together ([`generate_batch`]): each keeps its own schedule,
 //! cache and random stream, and every forward pass packs the rows all of them need.
 
+mod block;
 mod decoder;
 mod pick;
 
@@ -20,7 +21,8 @@ use candle_core::Tensor;
 
 use super::model::{DiffusionLm, ModelError};
 use super::sampler::{SamplerKind, TokenSampling};
-use decoder::Decoder;
+use block::BlockDecoder;
+use decoder::{Decoder, Feed};
 pub use pick::{dream_timesteps, llada_transfer_counts};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,14 @@ pub enum GenerateError {
     Factor(f64),
     #[error("--threshold and --factor are two rules for the same choice; give one")]
     ThresholdAndFactor,
+    #[error("--steps {steps} gives {per_block} steps a block, more than --block-length {block_length}: a block-diffusion step commits at least one token")]
+    BlockSteps {
+        steps: usize,
+        per_block: usize,
+        block_length: usize,
+    },
+    #[error("--sampler {0}: not a block-diffusion rule (use low_confidence, maskgit_plus, topk_margin, entropy or random)")]
+    BlockSampler(&'static str),
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -315,6 +325,36 @@ pub fn validate(
     Ok(())
 }
 
+/// What block diffusion needs besides [`validate`]: at most one step per token of a block, a
+/// rule it has, and room for the span rounded up to a whole block.
+pub fn validate_block(
+    cfg: &GenerateConfig,
+    prompt_len: usize,
+    context: usize,
+) -> Result<(), GenerateError> {
+    let per_block = cfg.steps / (cfg.gen_length / cfg.block_length).max(1);
+    if per_block > cfg.block_length {
+        return Err(GenerateError::BlockSteps {
+            steps: cfg.steps,
+            per_block,
+            block_length: cfg.block_length,
+        });
+    }
+    if cfg.sampler == SamplerKind::Origin {
+        return Err(GenerateError::BlockSampler(cfg.sampler.name()));
+    }
+    let total = (prompt_len + cfg.gen_length).div_ceil(cfg.block_length) * cfg.block_length;
+    if total > context {
+        return Err(GenerateError::TooLong {
+            total,
+            prompt: prompt_len,
+            gen: total - prompt_len,
+            context,
+        });
+    }
+    Ok(())
+}
+
 pub fn generate(
     model: &DiffusionLm,
     canvas: Canvas,
@@ -335,17 +375,17 @@ pub fn generate_batch(
     mut observe: impl FnMut(usize, &StepEvent),
 ) -> Result<Vec<Generation>, GenerateError> {
     for (canvas, cfg) in &jobs {
-        validate(
-            cfg,
-            canvas.tokens.len() - canvas.span.len(),
-            model.max_positions(),
-        )?;
+        let prompt = canvas.tokens.len() - canvas.span.len();
+        validate(cfg, prompt, model.max_positions())?;
+        if model.block_causal.is_some() {
+            validate_block(cfg, prompt, model.max_positions())?;
+        }
     }
     let (canvases, cfgs): (Vec<Canvas>, Vec<GenerateConfig>) = jobs.into_iter().unzip();
-    let mut decoders: Vec<Decoder> = canvases
+    let mut decoders: Vec<Denoiser> = canvases
         .into_iter()
         .zip(&cfgs)
-        .map(|(c, cfg)| Decoder::new(c, cfg, model))
+        .map(|(c, cfg)| Denoiser::new(c, cfg, model))
         .collect();
     loop {
         let mut feeds = Vec::new();
@@ -377,7 +417,58 @@ pub fn generate_batch(
                 .map_err(ModelError::from)?;
         }
     }
-    Ok(decoders.into_iter().map(Decoder::finish).collect())
+    Ok(decoders.into_iter().map(Denoiser::finish).collect())
+}
+
+/// One canvas's decoding loop: the published loop of a fully bidirectional family, or the
+/// block-diffusion loop of a block-causal one.
+enum Denoiser<'c> {
+    Full(Decoder<'c>),
+    Block(BlockDecoder<'c>),
+}
+
+impl<'c> Denoiser<'c> {
+    fn new(canvas: Canvas, cfg: &'c GenerateConfig, model: &'c DiffusionLm) -> Self {
+        match model.block_causal {
+            Some(_) => Denoiser::Block(BlockDecoder::new(canvas, cfg, model, cfg.block_length)),
+            None => Denoiser::Full(Decoder::new(canvas, cfg, model)),
+        }
+    }
+
+    fn plan(&mut self, observe: &mut dyn FnMut(&StepEvent)) -> Option<Feed> {
+        match self {
+            Denoiser::Full(d) => d.plan(observe),
+            Denoiser::Block(d) => d.plan(),
+        }
+    }
+
+    fn segment<'a>(&'a self, feed: &Feed) -> super::cache::Segment<'a> {
+        match self {
+            Denoiser::Full(d) => d.segment(feed),
+            Denoiser::Block(d) => d.segment(feed),
+        }
+    }
+
+    fn take(
+        &mut self,
+        feed: &Feed,
+        rows: Vec<Vec<f32>>,
+        kept: Option<super::cache::KvCache>,
+        pass_ms: f64,
+        observe: &mut dyn FnMut(&StepEvent),
+    ) -> candle_core::Result<()> {
+        match self {
+            Denoiser::Full(d) => d.take(feed, rows, kept, pass_ms, observe),
+            Denoiser::Block(d) => d.take(feed, rows, kept, pass_ms, observe),
+        }
+    }
+
+    fn finish(self) -> Generation {
+        match self {
+            Denoiser::Full(d) => d.finish(),
+            Denoiser::Block(d) => d.finish(),
+        }
+    }
 }
 
 /// The head's output at packed hidden rows, EOS policy not yet applied.
