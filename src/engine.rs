@@ -48,6 +48,12 @@ pub enum EngineError {
         "{0}: no chat_template: instruct mode needs an instruct checkpoint (use --mode infill)"
     )]
     NoTemplate(String),
+    #[error("{path}: block_size = {block}: it does not divide the generation length {gen_length} (give --gen-length a multiple of it, or --block-length)")]
+    BlockSize {
+        path: String,
+        block: usize,
+        gen_length: usize,
+    },
 }
 
 /// Which checkpoint, where, in what precision.
@@ -270,7 +276,10 @@ impl Engine {
         })
     }
 
-    /// `asked`, or the checkpoint's kind: instruct when it has a chat template.
+    /// `asked`, or the checkpoint's kind: instruct when it has a chat template. A block-causal
+    /// model cannot see a suffix (nothing after its current block is visible), so it infills
+    /// only from the text before the span; instruct mode is its default whenever it has a
+    /// template.
     pub fn mode(&self, asked: Option<Mode>) -> Result<Mode, EngineError> {
         let template = chat_template(&self.model.dir)?;
         Ok(match asked {
@@ -310,9 +319,20 @@ impl Engine {
             .or(rec.map(|r| r.gen_length))
             .unwrap_or(64);
         let fits = |b: &usize| *b > 0 && gen_length.is_multiple_of(*b);
+        if let (None, Some(b)) = (block_length, model.block_causal) {
+            // A block-diffusion model is only run at the block size it was trained with unless
+            // asked otherwise; falling back to one block would change its attention.
+            if !fits(&b) {
+                return Err(EngineError::BlockSize {
+                    path: model.dir.join("config.json").display().to_string(),
+                    block: b,
+                    gen_length,
+                });
+            }
+        }
         let block_length = block_length
+            .or(model.block_causal)
             .or(g.block_length.filter(fits))
-            .or(model.block_causal.filter(fits))
             .unwrap_or(gen_length);
         let blocks = gen_length.checked_div(block_length).unwrap_or(1).max(1);
         let steps = match (s.steps, s.preset) {

@@ -69,6 +69,9 @@ const MANIFESTS: &[&str] = &[
     include_str!("../models/dream-v0-instruct-7b.json"),
     include_str!("../models/dream-coder-v0-instruct-7b.json"),
     include_str!("../models/diffucoder-7b-instruct.json"),
+    include_str!("../models/sdar-1.7b-chat.json"),
+    include_str!("../models/sdar-4b-chat.json"),
+    include_str!("../models/sdar-8b-chat.json"),
 ];
 
 pub fn manifests() -> Vec<Manifest> {

@@ -605,3 +605,95 @@ fn chat_prompts_use_the_checkpoint_template() {
         .collect();
     assert_eq!(got, expected);
 }
+
+const SDAR: &str = "tests/fixtures/diffusion/tiny-sdar";
+
+#[test]
+fn block_diffusion_batches_give_each_canvas_what_it_gets_alone() {
+    let m = load(Path::new(SDAR)).unwrap();
+    let prompts = ["def add(a, b):\n    return", "class Store:\n    def", "x"];
+    let mut jobs = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        let ids = m.codec.encode(p).unwrap();
+        for (cache, threshold) in [
+            (CacheMode::Prefix, None),
+            (CacheMode::None, Some(0.5)),
+            (CacheMode::Dual, Some(0.9)),
+        ] {
+            let mut cfg = config(SamplerKind::LowConfidence, 0.0, i as u64);
+            cfg.block_length = 4;
+            cfg.cache = cache;
+            cfg.threshold = threshold;
+            jobs.push((Canvas::for_prompt(&ids, 16, m.mask_id), cfg));
+        }
+    }
+    let together = generate_batch(&m, jobs.clone(), |_, _| {}).unwrap();
+    for (k, ((canvas, cfg), batched)) in jobs.into_iter().zip(&together).enumerate() {
+        let alone = generate(&m, canvas, &cfg, |_| {}).unwrap();
+        assert_eq!(batched.canvas, alone.canvas, "canvas {k}");
+        assert_eq!(batched.forward_passes, alone.forward_passes, "canvas {k}");
+    }
+    // The cached runs and the recomputing ones of the same prompt agree.
+    assert_eq!(together[0].canvas, {
+        let (c, mut cfg) = (
+            together[0].canvas.clone(),
+            config(SamplerKind::LowConfidence, 0.0, 0),
+        );
+        cfg.block_length = 4;
+        let fresh = Canvas::for_prompt(&c.tokens[..c.span.start], 16, m.mask_id);
+        generate(&m, fresh, &cfg, |_| {}).unwrap().canvas
+    });
+}
+
+#[test]
+fn block_diffusion_configs_name_what_they_lack() {
+    for field in ["block_size", "mask_token_id"] {
+        let (_t, d) = copy_of(SDAR);
+        edit_json(&d.join("config.json"), |v| {
+            v.as_object_mut().unwrap().remove(field);
+        });
+        let e = load_err(&d);
+        assert!(
+            e.contains("config.json") && e.contains(field),
+            "{field}: {e}"
+        );
+    }
+    let (_t, d) = copy_of(SDAR);
+    edit_json(&d.join("config.json"), |v| v["block_size"] = 0.into());
+    assert!(load_err(&d).contains("block_size"));
+    // A generation length the model's block size does not divide.
+    let model = Path::new(SDAR).canonicalize().unwrap();
+    let out = ouroboros(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "def f():",
+        "--gen-length",
+        "6",
+    ]);
+    let text = support::text(&out);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("config.json") && text.contains("block_size = 4"),
+        "{text}"
+    );
+    // A rule block diffusion does not have.
+    let out = ouroboros(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "def f():",
+        "--gen-length",
+        "8",
+        "--sampler",
+        "origin",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        support::text(&out).contains("--sampler origin"),
+        "{}",
+        support::text(&out)
+    );
+}

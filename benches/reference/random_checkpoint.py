@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a random-weight checkpoint in the LLaDA or Dream layout, for speed benchmarks.
+"""Write a random-weight checkpoint in the LLaDA, Dream or SDAR layout, for speed benchmarks.
 
 Quality does not matter here, only shape: the weights are drawn from N(0, 0.02) (norms are 1),
 seeded, and the tokenizer is the bundled model's (models/ouro-code-tiny, 8192 tokens), so the
@@ -9,6 +9,9 @@ engine and a PyTorch reference can load the same files.
       hidden 512, 8 layers, 8/2 heads, FFN 1536: 32.6M parameters
   python3 random_checkpoint.py --layout llada --out /tmp/llada-16m
       d_model 384, 6 layers, 6 heads, MLP 1024: 16.9M parameters
+  python3 random_checkpoint.py --layout sdar --out /tmp/sdar-16m
+      the LLaDA shape above in SDAR's Qwen3 layout (per-head q/k norms, 6/2 heads of 64),
+      block size 4: 15.7M parameters
 
 Any size can be given with --hidden/--layers/--heads/--kv-heads/--ffn. Needs numpy and
 safetensors.
@@ -29,6 +32,7 @@ VOCAB, EOS, PAD, MASK = 8192, 0, 1, 2
 SHAPES = {
     "dream": dict(hidden=512, layers=8, heads=8, kv_heads=2, ffn=1536, positions=2048),
     "llada": dict(hidden=384, layers=6, heads=6, kv_heads=6, ffn=1024, positions=2048),
+    "sdar": dict(hidden=384, layers=6, heads=6, kv_heads=2, ffn=1024, positions=2048),
 }
 
 
@@ -42,7 +46,23 @@ def tensors(layout, s, rng):
     h, hd = s["hidden"], s["hidden"] // s["heads"]
     kv = s["kv_heads"] * hd
     out = {}
-    if layout == "dream":
+    if layout == "sdar":
+        out["model.embed_tokens.weight"] = w(VOCAB, h)
+        for i in range(s["layers"]):
+            p = f"model.layers.{i}."
+            out[p + "input_layernorm.weight"] = ones(h)
+            out[p + "post_attention_layernorm.weight"] = ones(h)
+            out[p + "self_attn.q_norm.weight"] = ones(hd)
+            out[p + "self_attn.k_norm.weight"] = ones(hd)
+            for name, rows in [("q", h), ("k", kv), ("v", kv)]:
+                out[p + f"self_attn.{name}_proj.weight"] = w(rows, h)
+            out[p + "self_attn.o_proj.weight"] = w(h, h)
+            out[p + "mlp.gate_proj.weight"] = w(s["ffn"], h)
+            out[p + "mlp.up_proj.weight"] = w(s["ffn"], h)
+            out[p + "mlp.down_proj.weight"] = w(h, s["ffn"])
+        out["model.norm.weight"] = ones(h)
+        out["lm_head.weight"] = w(VOCAB, h)
+    elif layout == "dream":
         out["model.embed_tokens.weight"] = w(VOCAB, h)
         for i in range(s["layers"]):
             p = f"model.layers.{i}."
@@ -77,6 +97,18 @@ def tensors(layout, s, rng):
 
 
 def config(layout, s):
+    if layout == "sdar":
+        return {
+            "architectures": ["SDARForCausalLM"], "model_type": "sdar",
+            "hidden_size": s["hidden"], "intermediate_size": s["ffn"],
+            "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"],
+            "num_key_value_heads": s["kv_heads"], "head_dim": s["hidden"] // s["heads"],
+            "vocab_size": VOCAB, "max_position_embeddings": s["positions"],
+            "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+            "hidden_act": "silu", "attention_bias": False, "block_size": 4,
+            "mask_token_id": MASK, "pad_token_id": PAD, "eos_token_id": EOS, "bos_token_id": EOS,
+            "torch_dtype": "float32",
+        }
     if layout == "dream":
         return {
             "architectures": ["DreamModel"], "model_type": "Dream",

@@ -132,7 +132,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     for &prompt in &prompts {
         for &gen in &args.gen_length {
             let blocks = if args.block_length.is_empty() {
-                vec![gen]
+                // A block-diffusion model runs at its own block size unless asked otherwise.
+                vec![engine.model.block_causal.unwrap_or(gen)]
             } else {
                 args.block_length.clone()
             };

@@ -55,12 +55,6 @@ pub enum GenerateError {
     Factor(f64),
     #[error("--threshold and --factor are two rules for the same choice; give one")]
     ThresholdAndFactor,
-    #[error("--steps {steps} gives {per_block} steps a block, more than --block-length {block_length}: a block-diffusion step commits at least one token")]
-    BlockSteps {
-        steps: usize,
-        per_block: usize,
-        block_length: usize,
-    },
     #[error("--sampler {0}: not a block-diffusion rule (use low_confidence, maskgit_plus, topk_margin, entropy or random)")]
     BlockSampler(&'static str),
     #[error(transparent)]
@@ -325,21 +319,13 @@ pub fn validate(
     Ok(())
 }
 
-/// What block diffusion needs besides [`validate`]: at most one step per token of a block, a
-/// rule it has, and room for the span rounded up to a whole block.
+/// What block diffusion needs besides [`validate`] (which already keeps a block's steps at
+/// most its length): a rule it has, and room for the span rounded up to a whole block.
 pub fn validate_block(
     cfg: &GenerateConfig,
     prompt_len: usize,
     context: usize,
 ) -> Result<(), GenerateError> {
-    let per_block = cfg.steps / (cfg.gen_length / cfg.block_length).max(1);
-    if per_block > cfg.block_length {
-        return Err(GenerateError::BlockSteps {
-            steps: cfg.steps,
-            per_block,
-            block_length: cfg.block_length,
-        });
-    }
     if cfg.sampler == SamplerKind::Origin {
         return Err(GenerateError::BlockSampler(cfg.sampler.name()));
     }
