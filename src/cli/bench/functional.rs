@@ -83,7 +83,7 @@ pub struct Args {
     pub data: Option<PathBuf>,
 }
 
-const COLUMNS: [Column; 21] = [
+const COLUMNS: [Column; 22] = [
     col("benchmark", "benchmark"),
     col("framing", "framing"),
     col("steps", "steps"),
@@ -105,6 +105,7 @@ const COLUMNS: [Column; 21] = [
     data("samples"),
     data("temperature"),
     data("model_s"),
+    data("truncated"),
 ];
 
 /// One row of the sweep.
@@ -124,6 +125,8 @@ struct Sampled {
     tokens: usize,
     forwards: usize,
     span: usize,
+    /// The prompt lost its start to fit the model's window.
+    truncated: bool,
 }
 
 pub fn run(bench: Benchmark, args: &Args) -> anyhow::Result<Report> {
@@ -379,11 +382,13 @@ fn generate_chunk(
     let model = &ctx.engine.model;
     let ends = crate::builder::Builder::new(model).end_ids().to_vec();
     let mut jobs = Vec::with_capacity(chunk.len());
+    let mut truncated = Vec::with_capacity(chunk.len());
     let mut first_cfg = None;
     for key in chunk {
         let problem = &ctx.problems[key.problem];
         let ask = prompt::ask(ctx.bench, ctx.framing, problem, ctx.shots);
         let (canvas, gen) = canvas(ctx, &ask, problem)?;
+        truncated.push(canvas.span.start < prompt_tokens(ctx, &ask)?);
         let sampling = SamplingOptions {
             steps: point.steps.map(|s| s.min(gen)),
             threshold: point.threshold.1,
@@ -401,7 +406,8 @@ fn generate_chunk(
         .with_context(|| format!("{}", ctx.problems[chunk[0].problem].task_id))?;
     let sampled = outs
         .into_iter()
-        .map(|o| {
+        .zip(truncated)
+        .map(|(o, truncated)| {
             let mut tokens = o.canvas.generated().to_vec();
             if let Some(cut) = tokens.iter().position(|t| ends.contains(t)) {
                 tokens.truncate(cut);
@@ -416,10 +422,27 @@ fn generate_chunk(
                 completion,
                 forwards: o.forward_passes,
                 span: o.canvas.span.len(),
+                truncated,
             }
         })
         .collect();
     Ok((sampled, first_cfg.context("an empty batch")?))
+}
+
+/// Tokens before the span when nothing is cut (infilling's cut is not counted here).
+fn prompt_tokens(ctx: &Eval, ask: &Ask) -> anyhow::Result<usize> {
+    let codec = &ctx.engine.model.codec;
+    Ok(match ask {
+        Ask::Complete(text) => codec.encode(text)?.len(),
+        Ask::Chat {
+            user,
+            answer_prefix,
+        } => {
+            let rendered = ctx.engine.template()?.render(user)?;
+            codec.encode(&format!("{rendered}{answer_prefix}"))?.len()
+        }
+        Ask::Infill { .. } => 0,
+    })
 }
 
 /// The canvas for one ask, and the number of tokens it generates.
@@ -427,18 +450,21 @@ fn canvas(ctx: &Eval, ask: &Ask, problem: &Problem) -> anyhow::Result<(Canvas, u
     let model = &ctx.engine.model;
     let codec = &model.codec;
     let gen = ctx.args.gen_length;
+    // A prompt longer than the model's window keeps its end, the text nearest the answer
+    // (counted in the `truncated` column).
+    let fit = |ids: Vec<u32>| {
+        let room = model.max_positions().saturating_sub(gen);
+        let cut = ids.len().saturating_sub(room);
+        (Canvas::for_prompt(&ids[cut..], gen, model.mask_id), gen)
+    };
     Ok(match ask {
-        Ask::Complete(text) => (
-            Canvas::for_prompt(&codec.encode(text)?, gen, model.mask_id),
-            gen,
-        ),
+        Ask::Complete(text) => fit(codec.encode(text)?),
         Ask::Chat {
             user,
             answer_prefix,
         } => {
             let rendered = ctx.engine.template()?.render(user)?;
-            let ids = codec.encode(&format!("{rendered}{answer_prefix}"))?;
-            (Canvas::for_prompt(&ids, gen, model.mask_id), gen)
+            fit(codec.encode(&format!("{rendered}{answer_prefix}"))?)
         }
         Ask::Infill { prefix, suffix } => {
             let span = match ctx.args.infill_span.parse::<usize>() {
@@ -543,6 +569,7 @@ fn row(
         args.samples.into(),
         Value::Num(args.temperature, 2),
         Value::Num(model_s, 1),
+        all.iter().filter(|s| s.truncated).count().into(),
     ]
 }
 
@@ -610,6 +637,7 @@ fn reference_row(
         1usize.into(),
         Value::Num(0.0, 2),
         Value::Num(started.elapsed().as_secs_f64(), 1),
+        0usize.into(),
     ])
 }
 
