@@ -1,4 +1,6 @@
-//! `ouroboros serve`: a model behind an OpenAI-compatible API (see `crate::serve`).
+//! `ouroboros serve`: a model behind an OpenAI-compatible API (see `crate::serve`): a diffusion
+//! checkpoint (the generator, for `refactor` on other machines and any OpenAI client) or a chat
+//! model (the reasoner).
 
 use std::io::Write;
 use std::net::ToSocketAddrs;
@@ -8,18 +10,21 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::exit;
-use crate::device::DeviceSpec;
+use crate::device::{DeviceSpec, Precision};
+use crate::engine::{Engine, ModelChoice};
 use crate::reasoner::local::LocalChat;
-use crate::serve::{self, ChatBackend, Limits};
+use crate::serve::{self, Backend, ChatBackend, DiffusionBackend, Limits};
 
 /// When set, clients must send `Authorization: Bearer <value>`.
 pub const SERVE_KEY_ENV: &str = "OUROBOROS_SERVE_API_KEY";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A chat model: a GGUF file or a Hugging Face checkpoint directory (llama or qwen2).
-    #[arg(long, value_name = "FILE|DIR")]
-    pub model: PathBuf,
+    /// A diffusion checkpoint (any that `generate` takes: a directory, hub id or manifest
+    /// name), or a chat model (a GGUF file, or a llama/qwen2 Hugging Face directory). Default:
+    /// the same diffusion model as every other command.
+    #[arg(long, value_name = "FILE|DIR|ID")]
+    pub model: Option<String>,
     /// The name clients ask for (default: the model's general.name).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -31,27 +36,56 @@ pub struct Args {
     pub port: u16,
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    /// Diffusion checkpoints: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: Precision,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.model.exists() {
-        bail!("--model {}: no such file", args.model.display());
-    }
     let addr = (args.host.as_str(), args.port)
         .to_socket_addrs()
         .with_context(|| format!("--host {} --port {}", args.host, args.port))?
         .next()
         .with_context(|| format!("--host {}: no address", args.host))?;
-    let device = args.device.open()?;
-    let chat = LocalChat::load(&args.model, &device)
-        .with_context(|| format!("--model {}", args.model.display()))?;
-    let name = args.name.clone().unwrap_or_else(|| chat.name().to_string());
+    let backend = backend(&args)?;
+    let name = backend.name().to_string();
     let key = std::env::var(SERVE_KEY_ENV).ok().filter(|k| !k.is_empty());
-    let backend = Box::new(ChatBackend::new(chat, name.clone()));
     serve::serve(backend, addr, key, Limits::default(), |bound| {
         println!("listening on http://{bound}/v1 (model {name})");
         let _ = std::io::stdout().flush();
     })
     .with_context(|| format!("--host {} --port {}", args.host, args.port))?;
     Ok(ExitCode::from(exit::OK))
+}
+
+/// A chat model for a GGUF file or a directory no diffusion family claims; otherwise the
+/// diffusion engine.
+fn backend(args: &Args) -> anyhow::Result<Box<dyn Backend>> {
+    let chat_path =
+        args.model.as_deref().map(PathBuf::from).filter(|p| {
+            p.is_file() || (p.is_dir() && !crate::diffusion::is_diffusion_checkpoint(p))
+        });
+    if let Some(path) = chat_path {
+        let device = args.device.open()?;
+        let chat = LocalChat::load(&path, &device)
+            .with_context(|| format!("--model {}", path.display()))?;
+        let name = args.name.clone().unwrap_or_else(|| chat.name().to_string());
+        return Ok(Box::new(ChatBackend::new(chat, name)));
+    }
+    if let Some(m) = &args.model {
+        if m.ends_with(".gguf") {
+            bail!("--model {m}: no such file");
+        }
+    }
+    let engine = Engine::load(&ModelChoice {
+        model: args.model.clone(),
+        device: args.device,
+        dtype: args.dtype,
+    })?;
+    let weights = engine.weights_sha256()?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| engine.model.name.clone());
+    Ok(Box::new(DiffusionBackend::new(engine, name, weights)))
 }

@@ -22,5 +22,5 @@ pub use generate::{
     generate, generate_batch, validate as validate_config, CacheMode, Canvas, EosPolicy,
     GenerateConfig, GenerateError, Generation, StepEvent,
 };
-pub use model::{DiffusionLm, Family, ModelError, Overrides};
+pub use model::{is_diffusion_checkpoint, DiffusionLm, Family, ModelError, Overrides};
 pub use sampler::{SamplerKind, TokenSampling};

@@ -186,6 +186,13 @@ fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
     }
 }
 
+/// Whether `dir` holds a checkpoint of a diffusion family this engine runs (by its
+/// config.json's `architectures` / `model_type`).
+pub fn is_diffusion_checkpoint(dir: &Path) -> bool {
+    let path = dir.join("config.json");
+    read_json::<Header>(&path).is_ok_and(|h| detect(&path, &h).is_ok())
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
     let text = fs::read_to_string(path).map_err(|e| file_error(path, e))?;
     serde_json::from_str(&text).map_err(|e| file_error(path, e))

@@ -10,6 +10,7 @@
 //! server's log, never into a response.
 
 mod chat;
+mod diffusion;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,6 +25,11 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 pub use chat::ChatBackend;
+pub use diffusion::DiffusionBackend;
+
+/// The most requests the worker takes from the queue at once (a diffusion backend denoises
+/// them in one batch).
+const BATCH: usize = 16;
 
 /// What a client may send, and how long it may take.
 #[derive(Debug, Clone)]
@@ -117,6 +123,10 @@ pub trait Backend: Send + 'static {
         json!({})
     }
     fn handle(&mut self, route: Route, request: &Value) -> Result<Value, ApiError>;
+    /// Several requests that waited together; by default one after the other.
+    fn handle_many(&mut self, jobs: &[(Route, &Value)]) -> Vec<Result<Value, ApiError>> {
+        jobs.iter().map(|(r, v)| self.handle(*r, v)).collect()
+    }
 }
 
 struct Job {
@@ -155,10 +165,25 @@ pub fn serve(
     std::thread::Builder::new()
         .name("model".into())
         .spawn(move || {
-            for job in queue {
-                let answer = backend.handle(job.route, &job.request);
-                // The client may have gone; the next one is waiting.
-                let _ = job.reply.send(answer);
+            while let Ok(first) = queue.recv() {
+                // Whatever else is already waiting goes into the same batch.
+                let mut jobs = vec![first];
+                while jobs.len() < BATCH {
+                    match queue.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let requests: Vec<(Route, &Value)> =
+                    jobs.iter().map(|j| (j.route, &j.request)).collect();
+                if requests.len() > 1 {
+                    eprintln!("batch of {} requests", requests.len());
+                }
+                let answers = backend.handle_many(&requests);
+                for (job, answer) in jobs.into_iter().zip(answers) {
+                    // The client may have gone; the others are waiting.
+                    let _ = job.reply.send(answer);
+                }
             }
         })?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,501 @@
+//! A diffusion checkpoint (any family `generate` runs) behind `/v1/completions` (with OpenAI's
+//! `suffix` for infilling), `/v1/chat/completions` (the checkpoint's chat template) and the
+//! native `/v1/ouroboros/denoise` (a canvas with given positions re-masked and denoised again,
+//! which diffusion-native repair needs). Requests that wait together are denoised in one batch
+//! ([`crate::diffusion::generate_batch`]); each answer is the one the request gets alone, and a
+//! greedy completion is the text `generate --json` prints for the same settings.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::chat::{content_text, max_tokens, number_in};
+use super::{bad_request, internal, ApiError, Backend, Route};
+use crate::diffusion::{generate_batch, CacheMode, Canvas, GenerateConfig, GenerateError};
+use crate::engine::{Engine, SamplingOptions};
+
+/// The most tokens one request may ask to generate.
+pub const MAX_TOKENS: u64 = 1 << 14;
+
+const COMPLETION_FIELDS: &[&str] = &[
+    "model",
+    "prompt",
+    "suffix",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "steps",
+    "block_length",
+    "sampler",
+    "threshold",
+    "cache",
+    "stream",
+    "n",
+];
+const CHAT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "steps",
+    "block_length",
+    "sampler",
+    "threshold",
+    "cache",
+    "stream",
+    "n",
+];
+const DENOISE_FIELDS: &[&str] = &[
+    "model",
+    "tokens",
+    "positions",
+    "steps",
+    "sampler",
+    "temperature",
+    "top_p",
+    "seed",
+    "threshold",
+    "cache",
+];
+
+pub struct DiffusionBackend {
+    engine: Engine,
+    name: String,
+    weights: String,
+    served: u64,
+}
+
+impl DiffusionBackend {
+    pub fn new(engine: Engine, name: String, weights_sha256: String) -> DiffusionBackend {
+        DiffusionBackend {
+            engine,
+            name,
+            weights: weights_sha256,
+            served: 0,
+        }
+    }
+}
+
+/// One request, checked and ready for the engine.
+struct Prepared {
+    route: Route,
+    canvas: Canvas,
+    cfg: GenerateConfig,
+    prompt_tokens: usize,
+    stop: Vec<String>,
+    /// Infilling: the span ends at its first end marker.
+    infill: bool,
+}
+
+fn unknown_fields(req: &Value, known: &[&str]) -> Result<(), ApiError> {
+    let Some(obj) = req.as_object() else {
+        return Err(bad_request("the body must be a JSON object"));
+    };
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(bad_request(format!(
+            "unknown field {k:?} (known: {})",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn optional_count(req: &Value, field: &str) -> Result<Option<usize>, ApiError> {
+    match req.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=MAX_TOKENS).contains(&n) => Ok(Some(n as usize)),
+            _ => Err(bad_request(format!(
+                "{field} {v}: must be a whole number from 1 to {MAX_TOKENS}"
+            ))),
+        },
+    }
+}
+
+fn optional_parse<T: std::str::FromStr>(req: &Value, field: &str) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    match req.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|e| bad_request(format!("{field}: {e}"))),
+        Some(v) => Err(bad_request(format!("{field} {v}: must be a string"))),
+    }
+}
+
+/// `stop`: a string or a list of at most 4 strings.
+fn stops(req: &Value) -> Result<Vec<String>, ApiError> {
+    match req.get("stop") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if items.len() <= 4 => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| bad_request("stop: every entry must be a non-empty string"))
+            })
+            .collect(),
+        Some(v) => Err(bad_request(format!(
+            "stop {v}: a string or a list of up to 4 strings"
+        ))),
+    }
+}
+
+impl DiffusionBackend {
+    /// The sampling settings every route shares, defaults as `generate`'s.
+    fn sampling(&self, req: &Value) -> Result<SamplingOptions, ApiError> {
+        let threshold = match req.get("threshold") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .filter(|t| *t > 0.0 && *t <= 1.0)
+                    .ok_or_else(|| bad_request(format!("threshold {v}: must be in (0, 1]")))?,
+            ),
+        };
+        let top_p = match req.get("top_p") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(number_in(req, "top_p", 1.0, 0.0..=1.0)?),
+        };
+        let temperature = match req.get("temperature") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(number_in(req, "temperature", 0.0, 0.0..=2.0)?),
+        };
+        let seed = match req.get("seed") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| bad_request(format!("seed {v}: must be a whole number")))?,
+        };
+        Ok(SamplingOptions {
+            steps: optional_count(req, "steps")?,
+            sampler: optional_parse(req, "sampler")?,
+            temperature,
+            top_p,
+            threshold,
+            cache: optional_parse::<CacheMode>(req, "cache")?.unwrap_or_default(),
+            seed,
+            ..SamplingOptions::default()
+        })
+    }
+
+    fn prepare(&self, route: Route, req: &Value) -> Result<Prepared, ApiError> {
+        if req.get("stream").and_then(Value::as_bool) == Some(true) {
+            return Err(bad_request("\"stream\": true is not supported"));
+        }
+        if req.get("n").is_some_and(|n| n.as_u64() != Some(1)) {
+            return Err(bad_request("n: only 1 is supported"));
+        }
+        let model = &self.engine.model;
+        let codec = &model.codec;
+        let encode = |text: &str| {
+            codec
+                .encode(text)
+                .map_err(|e| bad_request(format!("tokenizing: {e}")))
+        };
+        let (prompt, suffix) = match route {
+            Route::Completions => {
+                unknown_fields(req, COMPLETION_FIELDS)?;
+                let prompt = req
+                    .get("prompt")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad_request("\"prompt\" must be a string"))?;
+                let suffix = match req.get("suffix") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(v) => return Err(bad_request(format!("suffix {v}: must be a string"))),
+                };
+                (prompt.to_string(), suffix)
+            }
+            Route::ChatCompletions => {
+                unknown_fields(req, CHAT_FIELDS)?;
+                (self.chat_prompt(req)?, None)
+            }
+            Route::Denoise => return self.prepare_denoise(req),
+        };
+        let gen = match req.get("max_tokens").or(req.get("max_completion_tokens")) {
+            Some(_) => Some(max_tokens(req, 0, MAX_TOKENS)?),
+            None => None,
+        };
+        let block = optional_count(req, "block_length")?;
+        let cfg = self
+            .engine
+            .config(&self.sampling(req)?, gen, block)
+            .map_err(|e| bad_request(e.to_string()))?;
+        let before = encode(&prompt)?;
+        let canvas = match &suffix {
+            Some(s) => {
+                let after = encode(s)?;
+                let room = model.max_positions().saturating_sub(cfg.gen_length);
+                let (nb, na) = crate::builder::fit_window(before.len(), after.len(), room);
+                Canvas::for_infill(
+                    &before[before.len() - nb..],
+                    cfg.gen_length,
+                    &after[..na],
+                    model.mask_id,
+                )
+            }
+            None => Canvas::for_prompt(&before, cfg.gen_length, model.mask_id),
+        };
+        Ok(Prepared {
+            route,
+            prompt_tokens: canvas.tokens.len() - canvas.span.len(),
+            canvas,
+            cfg,
+            stop: stops(req)?,
+            infill: suffix.is_some(),
+        })
+    }
+
+    fn chat_prompt(&self, req: &Value) -> Result<String, ApiError> {
+        let template = self
+            .engine
+            .template()
+            .map_err(|e| bad_request(e.to_string()))?;
+        let turns = req
+            .get("messages")
+            .and_then(Value::as_array)
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| bad_request("\"messages\" must be a non-empty list"))?;
+        let mut messages = Vec::with_capacity(turns.len());
+        for (i, m) in turns.iter().enumerate() {
+            let role = m.get("role").and_then(Value::as_str);
+            let content = m.get("content").and_then(content_text);
+            match (role, content) {
+                (Some(r), Some(c)) => messages.push((r.to_string(), c)),
+                _ => {
+                    return Err(bad_request(format!(
+                        "messages[{i}] needs a \"role\" and a text \"content\""
+                    )))
+                }
+            }
+        }
+        let refs: Vec<(&str, &str)> = messages
+            .iter()
+            .map(|(r, c)| (r.as_str(), c.as_str()))
+            .collect();
+        template
+            .render_messages(&refs)
+            .map_err(|e| bad_request(format!("rendering the chat template: {e}")))
+    }
+
+    /// `tokens` (the canvas) with `positions` masked again, denoised as one block.
+    fn prepare_denoise(&self, req: &Value) -> Result<Prepared, ApiError> {
+        unknown_fields(req, DENOISE_FIELDS)?;
+        let model = &self.engine.model;
+        let ids = |field: &str, bound: usize| -> Result<Vec<usize>, ApiError> {
+            req.get(field)
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad_request(format!("\"{field}\" must be a list of whole numbers")))?
+                .iter()
+                .map(|v| {
+                    v.as_u64()
+                        .map(|n| n as usize)
+                        .filter(|&n| n < bound)
+                        .ok_or_else(|| {
+                            bad_request(format!("{field}: {v} is not a whole number below {bound}"))
+                        })
+                })
+                .collect()
+        };
+        let mut tokens: Vec<u32> = ids("tokens", model.vocab_rows)?
+            .into_iter()
+            .map(|t| t as u32)
+            .collect();
+        if tokens.is_empty() || tokens.len() > model.max_positions() {
+            return Err(bad_request(format!(
+                "tokens: from 1 to {} of them (the model's context)",
+                model.max_positions()
+            )));
+        }
+        let mut positions = ids("positions", tokens.len())?;
+        positions.sort_unstable();
+        positions.dedup();
+        let (Some(&first), Some(&last)) = (positions.first(), positions.last()) else {
+            return Err(bad_request("positions: at least one position to denoise"));
+        };
+        for &p in &positions {
+            tokens[p] = model.mask_id;
+        }
+        let span = last + 1 - first;
+        let mut sampling = self.sampling(req)?;
+        sampling.steps = Some(sampling.steps.unwrap_or(positions.len()).min(span));
+        let cfg = self
+            .engine
+            .config(&sampling, Some(span), Some(span))
+            .map_err(|e| bad_request(e.to_string()))?;
+        Ok(Prepared {
+            route: Route::Denoise,
+            prompt_tokens: tokens.len() - positions.len(),
+            canvas: Canvas {
+                tokens,
+                span: first..last + 1,
+            },
+            cfg,
+            stop: Vec::new(),
+            infill: true,
+        })
+    }
+
+    fn answer(&mut self, p: &Prepared, out: crate::diffusion::Generation) -> Value {
+        self.served += 1;
+        let model = &self.engine.model;
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let extension = json!({
+            "steps": out.step_ms.len(),
+            "forward_passes": out.forward_passes,
+            "tok_per_s": out.tokens_per_second(),
+            "cache": p.cfg.cache.name(),
+            "sampler": p.cfg.sampler.name(),
+            "block_length": p.cfg.block_length,
+            "weights_sha256": self.weights,
+        });
+        if p.route == Route::Denoise {
+            let positions: Vec<usize> = p
+                .canvas
+                .span
+                .clone()
+                .filter(|&i| p.canvas.tokens[i] == model.mask_id)
+                .collect();
+            let denoised: Vec<u32> = positions.iter().map(|&i| out.canvas.tokens[i]).collect();
+            return json!({
+                "object": "ouroboros.denoise",
+                "model": self.name,
+                "tokens": out.canvas.tokens,
+                "positions": positions,
+                "denoised": denoised,
+                "ouroboros": extension,
+            });
+        }
+        let mut generated = out.canvas.generated().to_vec();
+        if p.infill {
+            let ends = crate::builder::Builder::new(model).end_ids().to_vec();
+            if let Some(cut) = generated.iter().position(|t| ends.contains(t)) {
+                generated.truncate(cut);
+            }
+        }
+        let mut text = model.codec.decode(&generated, false);
+        let mut finish = "length";
+        if let Some(at) = p.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            text.truncate(at);
+            finish = "stop";
+        }
+        let usage = json!({
+            "prompt_tokens": p.prompt_tokens,
+            "completion_tokens": generated.len(),
+            "total_tokens": p.prompt_tokens + generated.len(),
+        });
+        match p.route {
+            Route::ChatCompletions => json!({
+                "id": format!("chatcmpl-{}", self.served),
+                "object": "chat.completion",
+                "created": created,
+                "model": self.name,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }],
+                "usage": usage,
+                "ouroboros": extension,
+            }),
+            _ => json!({
+                "id": format!("cmpl-{}", self.served),
+                "object": "text_completion",
+                "created": created,
+                "model": self.name,
+                "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": null}],
+                "usage": usage,
+                "ouroboros": extension,
+            }),
+        }
+    }
+}
+
+fn generation_error(e: GenerateError) -> ApiError {
+    match e {
+        GenerateError::Model(m) => internal("while generating", &m),
+        other => bad_request(other.to_string()),
+    }
+}
+
+impl Backend for DiffusionBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        &[Route::Completions, Route::ChatCompletions, Route::Denoise]
+    }
+
+    fn describe(&self) -> Value {
+        let m = &self.engine.model;
+        json!({
+            "family": m.family.name(),
+            "parameters": m.params,
+            "context": m.max_positions(),
+            "block_causal": m.block_causal,
+            "weights_sha256": self.weights,
+        })
+    }
+
+    fn handle(&mut self, route: Route, request: &Value) -> Result<Value, ApiError> {
+        self.handle_many(&[(route, request)])
+            .pop()
+            .expect("one answer per request")
+    }
+
+    /// Every request checked, then the valid ones denoised in one batch.
+    fn handle_many(&mut self, jobs: &[(Route, &Value)]) -> Vec<Result<Value, ApiError>> {
+        let prepared: Vec<Result<Prepared, ApiError>> =
+            jobs.iter().map(|(r, v)| self.prepare(*r, v)).collect();
+        let ready: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let batch: Vec<(Canvas, GenerateConfig)> = ready
+            .iter()
+            .map(|p| (p.canvas.clone(), p.cfg.clone()))
+            .collect();
+        let outs = match batch.is_empty() {
+            true => Ok(Vec::new()),
+            false => generate_batch(&self.engine.model, batch, |_, _| {}),
+        };
+        let mut outs = match outs {
+            Ok(o) => o.into_iter().map(Ok).collect::<Vec<_>>(),
+            // One request's settings can fail the whole batch's check: answer each alone.
+            Err(_) if ready.len() > 1 => ready
+                .iter()
+                .map(|p| {
+                    generate_batch(
+                        &self.engine.model,
+                        vec![(p.canvas.clone(), p.cfg.clone())],
+                        |_, _| {},
+                    )
+                    .map(|mut o| o.remove(0))
+                    .map_err(generation_error)
+                })
+                .collect(),
+            Err(e) => vec![Err(generation_error(e))],
+        }
+        .into_iter();
+        prepared
+            .into_iter()
+            .map(|p| {
+                let p = p?;
+                let out = outs.next().expect("an output per prepared request")?;
+                Ok(self.answer(&p, out))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,244 @@
+//! `ouroboros serve` with a diffusion checkpoint, as a separate process on a free loopback port,
+//! reached over real HTTP: completions equal to `generate --json`, infilling through `suffix`,
+//! chat through the checkpoint's template, the native denoise route, concurrent clients
+//! batched without changing any answer, and bad requests named.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+use support::{ouroboros, TINY_LLADA};
+
+const TINY_SDAR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/diffusion/tiny-sdar"
+);
+
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    fn start(model: &str, name: &str) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ouroboros"))
+            .args(["serve", "--model", model, "--port", "0", "--name", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .env_remove("OUROBOROS_SERVE_API_KEY")
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains(&format!("(model {name})")), "{line}");
+        let base = line
+            .strip_prefix("listening on ")
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .to_string();
+        Served { child, base }
+    }
+
+    fn post(&self, route: &str, body: &Value) -> (u16, Value) {
+        let r = ureq::post(&format!("{}/{route}", self.base))
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string());
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        (resp.status(), resp.into_json().unwrap())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn completion(prompt: &str, seed: u64) -> Value {
+    json!({
+        "model": "tiny", "prompt": prompt, "max_tokens": 16, "steps": 8,
+        "block_length": 8, "seed": seed,
+    })
+}
+
+#[test]
+fn a_greedy_completion_is_what_generate_prints() {
+    let server = Served::start(TINY_LLADA, "tiny");
+    let (status, answer) = server.post("completions", &completion("def add(a, b):\n", 3));
+    assert_eq!(status, 200, "{answer}");
+    let out = ouroboros(
+        Path::new("."),
+        &[
+            "generate",
+            "--model",
+            TINY_LLADA,
+            "--prompt",
+            "def add(a, b):\n",
+            "--gen-length",
+            "16",
+            "--steps",
+            "8",
+            "--block-length",
+            "8",
+            "--seed",
+            "3",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::text(&out));
+    let generated: Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    assert_eq!(answer["choices"][0]["text"], generated["text"]);
+    assert_eq!(answer["usage"]["completion_tokens"], 16);
+    assert_eq!(
+        answer["ouroboros"]["forward_passes"],
+        generated["forward_passes"]
+    );
+    assert!(answer["ouroboros"]["weights_sha256"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let (_, models) = server.post_get("models");
+    assert_eq!(models["data"][0]["family"], "llada");
+}
+
+impl Served {
+    fn post_get(&self, route: &str) -> (u16, Value) {
+        let resp = ureq::get(&format!("{}/{route}", self.base)).call().unwrap();
+        (resp.status(), resp.into_json().unwrap())
+    }
+}
+
+#[test]
+fn sixteen_concurrent_clients_get_what_each_gets_alone() {
+    let server = Served::start(TINY_LLADA, "tiny");
+    let prompts: Vec<String> = (0..16)
+        .map(|i| format!("def f{i}(x):\n    return x + {i}\n\ndef g(y):\n"))
+        .collect();
+    let alone: Vec<Value> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| server.post("completions", &completion(p, i as u64)).1)
+        .collect();
+    let together: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let server = &server;
+                s.spawn(move || server.post("completions", &completion(p, i as u64)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap().1).collect()
+    });
+    for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(a["choices"], t["choices"], "client {i}");
+        assert_eq!(a["usage"], t["usage"], "client {i}");
+    }
+}
+
+#[test]
+fn infill_chat_and_denoise() {
+    let server = Served::start(TINY_LLADA, "tiny");
+    let (status, infill) = server.post(
+        "completions",
+        &json!({"model": "tiny", "prompt": "def f(a):\n", "suffix": "\n\nprint(f(1))\n",
+                "max_tokens": 8, "steps": 4}),
+    );
+    assert_eq!(status, 200, "{infill}");
+    assert!(infill["choices"][0]["text"].is_string());
+
+    let (status, denoised) = server.post(
+        "ouroboros/denoise",
+        &json!({"model": "tiny", "tokens": [5, 6, 7, 8, 9, 10], "positions": [3, 1]}),
+    );
+    assert_eq!(status, 200, "{denoised}");
+    assert_eq!(denoised["positions"], json!([1, 3]));
+    let tokens = denoised["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 6);
+    assert_eq!((tokens[0].clone(), tokens[2].clone()), (json!(5), json!(7)));
+    assert_eq!(denoised["denoised"], json!([tokens[1], tokens[3]]));
+
+    // tiny-llada has no chat template: the error says so.
+    let (status, chat) = server.post(
+        "chat/completions",
+        &json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(status, 400, "{chat}");
+    assert!(chat["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("chat_template"));
+
+    let sdar = Served::start(TINY_SDAR, "sdar");
+    let (status, chat) = sdar.post(
+        "chat/completions",
+        &json!({"model": "sdar", "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 8}),
+    );
+    assert_eq!(status, 200, "{chat}");
+    assert_eq!(chat["object"], "chat.completion");
+    assert!(chat["choices"][0]["message"]["content"].is_string());
+    assert_eq!(chat["ouroboros"]["block_length"], 4);
+}
+
+#[test]
+fn bad_requests_name_the_field() {
+    let server = Served::start(TINY_LLADA, "tiny");
+    let cases = [
+        (
+            json!({"model": "tiny", "prompt": "x", "bogus": 1}),
+            "\"bogus\"",
+        ),
+        (
+            json!({"model": "tiny", "prompt": "x", "threshold": 2}),
+            "threshold",
+        ),
+        (
+            json!({"model": "tiny", "prompt": "x", "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "tiny", "prompt": "x", "sampler": "best"}),
+            "sampler",
+        ),
+        (
+            json!({"model": "tiny", "prompt": "x", "cache": "all"}),
+            "cache",
+        ),
+        (
+            json!({"model": "tiny", "prompt": "x", "stream": true}),
+            "stream",
+        ),
+        (json!({"model": "tiny", "prompt": 3}), "\"prompt\""),
+        (
+            json!({"model": "tiny", "prompt": "x", "max_tokens": 12, "steps": 16}),
+            "--steps 16",
+        ),
+    ];
+    for (body, needle) in cases {
+        let (status, answer) = server.post("completions", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    let (status, answer) = server.post(
+        "ouroboros/denoise",
+        &json!({"model": "tiny", "tokens": [1, 2], "positions": [5]}),
+    );
+    assert_eq!(status, 400);
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("positions"));
+}
