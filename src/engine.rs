@@ -388,7 +388,7 @@ impl Engine {
             None => Ok(match self.model.family {
                 Family::Llada => SamplerKind::LowConfidence,
                 Family::Dream => SamplerKind::Entropy,
-                Family::Sdar => SamplerKind::LowConfidence,
+                Family::Sdar | Family::A2d => SamplerKind::LowConfidence,
             }),
         }
     }

@@ -32,6 +32,9 @@ pub struct Manifest {
     /// The licence of the weights.
     #[serde(default)]
     pub license: Option<String>,
+    /// A2D: a block-diffusion (bd3lm) checkpoint with blocks of this size; absent for mdlm.
+    #[serde(default)]
+    pub block_size: Option<usize>,
 }
 
 /// One published figure: `value` (pass@1, percent) on `benchmark` (a `bench` kind's name).
@@ -72,6 +75,8 @@ const MANIFESTS: &[&str] = &[
     include_str!("../models/sdar-1.7b-chat.json"),
     include_str!("../models/sdar-4b-chat.json"),
     include_str!("../models/sdar-8b-chat.json"),
+    include_str!("../models/qwen2.5-coder-0.5b-instruct-diffusion-mdlm.json"),
+    include_str!("../models/qwen2.5-coder-0.5b-instruct-diffusion-bd3lm.json"),
 ];
 
 pub fn manifests() -> Vec<Manifest> {
@@ -87,6 +92,7 @@ impl Manifest {
             family: Some(self.family),
             logit_shift: Some(self.logit_shift),
             mask_id: self.mask_token_id,
+            block_size: self.block_size,
         }
     }
 }

@@ -77,9 +77,7 @@ fn sdar_logits_match_the_reference_under_the_block_causal_mask() {
             .map(|v| v as u32)
             .collect();
         let expected = &tensors[&format!("{name}.logits")];
-        let ours = m
-            .logits_under(&input, Visibility::BlockCausal(block))
-            .unwrap();
+        let ours = m.logits_under(&input, Visibility::blocks(block)).unwrap();
         assert_eq!(ours.dims(), expected.dims(), "{name}");
         let diff = (ours - expected)
             .unwrap()

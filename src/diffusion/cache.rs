@@ -127,10 +127,18 @@ pub enum Visibility {
     /// Every key of the canvas (LLaDA, Dream, mdlm conversions).
     #[default]
     All,
-    /// Causal across blocks of this many positions, counted from canvas position 0, and
-    /// bidirectional inside a block: a query sees every key whose block is not after its own
-    /// (SDAR, Fast-dLLM v2, bd3lm).
-    BlockCausal(usize),
+    /// Causal across blocks of `size` positions and bidirectional inside a block: a query sees
+    /// every key whose block is not after its own (SDAR, Fast-dLLM v2, bd3lm). Blocks start at
+    /// the positions `p` with `p % size == phase`: 0 when they are counted from the canvas's
+    /// start (SDAR), the prompt's length mod `size` when from the span's (bd3lm).
+    BlockCausal { size: usize, phase: usize },
+}
+
+impl Visibility {
+    /// Blocks of `size` counted from canvas position 0.
+    pub fn blocks(size: usize) -> Visibility {
+        Visibility::BlockCausal { size, phase: 0 }
+    }
 }
 
 impl Visibility {
@@ -143,17 +151,21 @@ impl Visibility {
         keys: usize,
         device: &candle_core::Device,
     ) -> Result<Option<Tensor>> {
-        let Visibility::BlockCausal(block) = self else {
+        let Visibility::BlockCausal { size, phase } = self else {
             return Ok(None);
         };
-        let block = block.max(1);
-        if (offset / block + 1) * block >= keys {
+        let block = size.max(1);
+        // Shifted so that block boundaries fall on multiples of `block`.
+        let shift = (block - phase % block) % block;
+        // The end (exclusive) of the block that holds position `p`.
+        let end = |p: usize| ((p + shift) / block + 1) * block - shift;
+        if end(offset) >= keys {
             // The first query's block already reaches the last key: nothing is hidden.
             return Ok(None);
         }
         let mut data = vec![0f32; n * keys];
         for (r, row) in data.chunks_mut(keys.max(1)).enumerate() {
-            let visible = ((offset + r) / block + 1) * block;
+            let visible = end(offset + r);
             for x in row.iter_mut().skip(visible) {
                 *x = f32::NEG_INFINITY;
             }
@@ -202,18 +214,27 @@ mod tests {
     #[test]
     fn block_causal_hides_only_later_blocks() {
         assert!(hidden(Visibility::All, 0, 6, 6).is_none());
-        let m = hidden(Visibility::BlockCausal(2), 0, 5, 5).unwrap();
+        let m = hidden(Visibility::blocks(2), 0, 5, 5).unwrap();
         // Positions 0,1 see blocks 0 only; 2,3 see 0..4; 4 sees everything.
         assert_eq!(m[0], vec![false, false, true, true, true]);
         assert_eq!(m[1], vec![false, false, true, true, true]);
         assert_eq!(m[3], vec![false, false, false, false, true]);
         assert_eq!(m[4], vec![false; 5]);
         // A block fed over a cache of the blocks before it sees all of it and itself.
-        assert!(hidden(Visibility::BlockCausal(4), 8, 4, 12).is_none());
+        assert!(hidden(Visibility::blocks(4), 8, 4, 12).is_none());
         // A window starting mid-block counts blocks from canvas position 0.
-        let m = hidden(Visibility::BlockCausal(4), 6, 3, 12).unwrap();
+        let m = hidden(Visibility::blocks(4), 6, 3, 12).unwrap();
         assert_eq!(m[0][7], false);
         assert_eq!(m[0][8], true);
         assert_eq!(m[2][11], false);
+        // Blocks counted from a span at 6 (phase 2): 2..6 and 6..10 are blocks.
+        let m = hidden(Visibility::BlockCausal { size: 4, phase: 2 }, 0, 10, 10).unwrap();
+        assert_eq!(
+            m[0],
+            [false, false, true, true, true, true, true, true, true, true]
+        );
+        assert_eq!(m[2][5], false);
+        assert_eq!(m[2][6], true);
+        assert_eq!(m[6][9], false);
     }
 }

@@ -3,6 +3,7 @@
 //! candle-transformers' shape); sampling lives in `sampler` and the denoising loop in
 //! `generate`.
 
+pub mod a2d;
 pub mod cache;
 mod check;
 mod dense;
@@ -19,8 +20,8 @@ mod weights;
 
 pub use cache::Visibility;
 pub use generate::{
-    generate, generate_batch, validate as validate_config, CacheMode, Canvas, EosPolicy,
-    GenerateConfig, GenerateError, Generation, StepEvent,
+    dllm_transfer_counts, generate, generate_batch, validate as validate_config, CacheMode, Canvas,
+    EosPolicy, GenerateConfig, GenerateError, Generation, StepEvent,
 };
-pub use model::{is_diffusion_checkpoint, DiffusionLm, Family, ModelError, Overrides};
+pub use model::{is_diffusion_checkpoint, DiffusionLm, Family, ModelError, Overrides, Schedule};
 pub use sampler::{SamplerKind, TokenSampling};

@@ -11,7 +11,7 @@ use super::cache::{Pass, Segment, Visibility};
 use super::layers::gather_rows;
 use super::tokenizer::{TextCodec, TokenizerError};
 use super::weights::MappedWeights;
-use super::{dream, llada, sdar};
+use super::{a2d, dream, llada, sdar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +20,8 @@ pub enum Family {
     Dream,
     /// Block diffusion on Qwen3 (JetAstra/SDAR).
     Sdar,
+    /// dllm's A2D conversions of Qwen2/Qwen3 (mdlm or bd3lm).
+    A2d,
 }
 
 impl Family {
@@ -28,6 +30,7 @@ impl Family {
             Family::Llada => "llada",
             Family::Dream => "dream",
             Family::Sdar => "sdar",
+            Family::A2d => "a2d",
         }
     }
 
@@ -41,7 +44,7 @@ impl Family {
 pub enum ModelError {
     #[error("{path}: {message}")]
     File { path: String, message: String },
-    #[error("{path}: unsupported architecture: {field} = {value} (supported: LLaDA `LLaDAModelLM`/`llada`, Dream `DreamModel`/`Dream`, SDAR `SDARForCausalLM`/`sdar`; a manifest can name the family of a converted checkpoint)")]
+    #[error("{path}: unsupported architecture: {field} = {value} (supported: LLaDA `LLaDAModelLM`/`llada`, Dream `DreamModel`/`Dream`, SDAR `SDARForCausalLM`/`sdar`, dllm A2D `a2d-qwen2`/`a2d-qwen3`; a manifest can name the family of a converted checkpoint)")]
     UnknownArchitecture {
         path: String,
         field: &'static str,
@@ -86,6 +89,18 @@ pub struct Overrides {
     pub family: Option<Family>,
     pub logit_shift: Option<bool>,
     pub mask_id: Option<u32>,
+    /// A2D: the checkpoint is a block-diffusion one (bd3lm) with blocks of this size.
+    pub block_size: Option<usize>,
+}
+
+/// The per-step quotas of fixed-count decoding: how many of a block's masks each step commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// LLaDA's `get_num_transfer_tokens`: n / steps each, the remainder on the first steps
+    /// (also SDAR's, over the block length).
+    Llada,
+    /// dllm's, from its linear α schedule with round-half-even (see `dllm_transfer_counts`).
+    Dllm,
 }
 
 /// `generation_config.json`, the fields we use.
@@ -129,6 +144,7 @@ enum Net {
     Llada(llada::Model),
     Dream(dream::Model),
     Sdar(sdar::Model),
+    A2d(a2d::Model),
 }
 
 pub struct DiffusionLm {
@@ -143,6 +159,11 @@ pub struct DiffusionLm {
     /// Block diffusion: attention is causal across blocks of this many positions (counted
     /// from canvas position 0) and bidirectional inside one. `None`: fully bidirectional.
     pub block_causal: Option<usize>,
+    /// Block diffusion counts its blocks from the span's start (bd3lm) rather than from canvas
+    /// position 0 (SDAR).
+    pub blocks_from_span: bool,
+    /// How many tokens a fixed-count step commits.
+    pub schedule: Schedule,
     /// Rows of the output head (may exceed the tokenizer's vocabulary when padded).
     pub vocab_rows: usize,
     pub params: usize,
@@ -166,6 +187,7 @@ fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
             "LLaDAModelLM" | "LLaDAModel" => return Ok(Family::Llada),
             "DreamModel" => return Ok(Family::Dream),
             "SDARForCausalLM" => return Ok(Family::Sdar),
+            "A2DQwen2LMHeadModel" | "A2DQwen3LMHeadModel" => return Ok(Family::A2d),
             _ => {}
         }
     }
@@ -173,6 +195,7 @@ fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
         Some("llada") => Ok(Family::Llada),
         Some("Dream") | Some("dream") => Ok(Family::Dream),
         Some("sdar") => Ok(Family::Sdar),
+        Some("a2d-qwen2") | Some("a2d-qwen3") => Ok(Family::A2d),
         Some(other) => Err(ModelError::UnknownArchitecture {
             path: path.display().to_string(),
             field: "model_type",
@@ -248,7 +271,7 @@ impl DiffusionLm {
         };
         let blocks = weights_backend.blocks_under(match family {
             Family::Llada => "model.transformer.blocks.",
-            Family::Dream | Family::Sdar => "model.layers.",
+            Family::Dream | Family::Sdar | Family::A2d => "model.layers.",
         });
         let vb = VarBuilder::from_backend(Box::new(weights_backend), dtype, device.clone());
         let weights = |source| ModelError::Weights {
@@ -319,6 +342,23 @@ impl DiffusionLm {
                     cfg.vocab_size,
                 )
             }
+            Family::A2d => {
+                let cfg: a2d::Config = read_json(&config_path)?;
+                cfg.check().map_err(invalid)?;
+                if let Some(u) = cfg.unsupported() {
+                    return Err(unsupported(u));
+                }
+                super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, blocks)
+                    .map_err(invalid)?;
+                // bd3lm and mdlm share config.json; the manifest says which one this is.
+                block_causal = overrides.block_size;
+                (
+                    Net::A2d(a2d::Model::new(&cfg, vb).map_err(weights)?),
+                    cfg.mask_token_id,
+                    cfg.eos_ids(),
+                    cfg.vocab_size,
+                )
+            }
         };
         let mask_id = codec.mask_id(overrides.mask_id.or(config_mask))?;
         super::check::token("mask_token_id", Some(mask_id), rows).map_err(invalid)?;
@@ -339,6 +379,11 @@ impl DiffusionLm {
                 .logit_shift
                 .unwrap_or(family.default_logit_shift()),
             block_causal,
+            blocks_from_span: family == Family::A2d,
+            schedule: match family {
+                Family::A2d => Schedule::Dllm,
+                _ => Schedule::Llada,
+            },
             vocab_rows: rows,
             params,
             shards,
@@ -353,6 +398,7 @@ impl DiffusionLm {
             Net::Llada(m) => m.max_positions(),
             Net::Dream(m) => m.max_positions(),
             Net::Sdar(m) => m.max_positions(),
+            Net::A2d(m) => m.max_positions(),
         }
     }
 
@@ -362,13 +408,14 @@ impl DiffusionLm {
             Net::Llada(m) => m.forward(segments)?,
             Net::Dream(m) => m.forward(segments)?,
             Net::Sdar(m) => m.forward(segments)?,
+            Net::A2d(m) => m.forward(segments)?,
         })
     }
 
     /// Which keys a whole-canvas pass lets each position see.
     pub fn visibility(&self) -> Visibility {
         match self.block_causal {
-            Some(b) => Visibility::BlockCausal(b),
+            Some(b) => Visibility::blocks(b),
             None => Visibility::All,
         }
     }
@@ -390,6 +437,7 @@ impl DiffusionLm {
             Net::Llada(m) => m.head(&h)?,
             Net::Dream(m) => m.head(&h)?,
             Net::Sdar(m) => m.head(&h)?,
+            Net::A2d(m) => m.head(&h)?,
         };
         Ok(logits.to_dtype(DType::F32)?)
     }

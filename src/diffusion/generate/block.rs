@@ -5,7 +5,8 @@
 //! loop in `evaluation/opencompass/opencompass/models/huggingface_bd3.py`):
 //!
 //! - blocks are counted from canvas position 0, so the prompt's last partial block is decoded
-//!   together with the first generated tokens, and the span is rounded up to a block boundary;
+//!   together with the first generated tokens, and the span is rounded up to a block boundary
+//!   (dllm's bd3lm instead counts them from the span's start, and takes dllm's step quotas);
 //! - the prompt's whole blocks are prefilled once under the block-causal mask, and their keys
 //!   and values kept;
 //! - each block is denoised over that cache alone (exact: nothing after a block is visible to
@@ -25,9 +26,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::decoder::Feed;
-use super::pick::{apply_eos, by_factor, llada_transfer_counts, top_k};
+use super::pick::{apply_eos, by_factor, dllm_transfer_counts, llada_transfer_counts, top_k};
 use super::{CacheMode, Canvas, GenerateConfig, Generation, StepEvent};
 use crate::diffusion::cache::{KvCache, Segment, Visibility};
+use crate::diffusion::model::Schedule;
 use crate::diffusion::sampler::{dream_candidate, sdar_candidate, Candidate, SamplerKind};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,6 +48,10 @@ pub struct BlockDecoder<'c> {
     pub canvas: Canvas,
     mask: u32,
     size: usize,
+    /// Added to a position before dividing by `size`, so blocks start at the right places.
+    shift: usize,
+    schedule: Schedule,
+    per_block: usize,
     rng: ChaCha8Rng,
     /// The block being decoded, by index; the last one to decode.
     block: usize,
@@ -68,30 +74,40 @@ impl<'c> BlockDecoder<'c> {
         size: usize,
     ) -> Self {
         let size = size.max(1);
+        // SDAR counts blocks from canvas position 0; bd3lm from the span's start (its prompt is
+        // left-padded to a block boundary with padding nothing attends to, which is the same).
+        let phase = match model.blocks_from_span {
+            true => canvas.span.start % size,
+            false => 0,
+        };
+        let shift = (size - phase) % size;
         // A span at the end of the canvas is rounded up to a whole block, as SDAR's loop
         // allocates `ceil((prompt + gen) / block)` blocks.
         if canvas.span.end == canvas.tokens.len() {
-            let end = canvas.span.end.div_ceil(size) * size;
+            let end = (canvas.span.end + shift).div_ceil(size) * size - shift;
             canvas.tokens.resize(end, model.mask_id);
             canvas.span.end = end;
         }
         let blocks_asked = (cfg.gen_length / cfg.block_length).max(1);
         let per_block = (cfg.steps / blocks_asked).max(1);
         let span = canvas.span.clone();
-        BlockDecoder {
+        let mut d = BlockDecoder {
             cfg,
             eos: &model.eos_ids,
             mask: model.mask_id,
             size,
+            shift,
+            schedule: model.schedule,
+            per_block,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
-            block: span.start / size,
-            last: span.end.saturating_sub(1) / size,
+            block: (span.start + shift) / size,
+            last: (span.end.saturating_sub(1) + shift) / size,
             i: 0,
             phase: match cfg.cache {
                 CacheMode::None => Phase::Denoise,
                 _ => Phase::Prefill,
             },
-            counts: llada_transfer_counts(size, per_block),
+            counts: Vec::new(),
             cache: None,
             step: 0,
             out: Generation {
@@ -106,6 +122,24 @@ impl<'c> BlockDecoder<'c> {
             },
             canvas,
             started: Instant::now(),
+        };
+        d.counts = d.block_counts();
+        d
+    }
+
+    /// The quotas of the current block's steps: SDAR's over the block length, dllm's over the
+    /// masks the block holds.
+    fn block_counts(&self) -> Vec<usize> {
+        match self.schedule {
+            Schedule::Llada => llada_transfer_counts(self.size, self.per_block),
+            Schedule::Dllm => dllm_transfer_counts(self.masked(self.range()).len(), self.per_block),
+        }
+    }
+
+    fn visibility(&self) -> Visibility {
+        Visibility::BlockCausal {
+            size: self.size,
+            phase: (self.size - self.shift) % self.size,
         }
     }
 
@@ -114,8 +148,9 @@ impl<'c> BlockDecoder<'c> {
     }
 
     fn range(&self) -> Range<usize> {
-        let start = self.block * self.size;
-        start..(start + self.size).min(self.canvas.tokens.len())
+        let start = (self.block * self.size).saturating_sub(self.shift);
+        let end = ((self.block + 1) * self.size - self.shift).min(self.canvas.tokens.len());
+        start..end
     }
 
     fn masked(&self, range: Range<usize>) -> Vec<usize> {
@@ -143,12 +178,12 @@ impl<'c> BlockDecoder<'c> {
             match self.phase {
                 Phase::Done => return None,
                 Phase::Prefill => {
-                    let prefill = self.block * self.size;
+                    let prefill = self.range().start;
                     if prefill == 0 {
                         self.phase = Phase::Denoise;
                         continue;
                     }
-                    let causal = Visibility::BlockCausal(self.size);
+                    let causal = self.visibility();
                     return Some(self.feed(0..prefill, Vec::new(), false, true, causal));
                 }
                 Phase::Denoise => {
@@ -161,7 +196,7 @@ impl<'c> BlockDecoder<'c> {
                     return Some(match self.cached() {
                         true => self.feed(range, positions, true, false, Visibility::All),
                         false => {
-                            let causal = Visibility::BlockCausal(self.size);
+                            let causal = self.visibility();
                             self.feed(0..range.end, positions, false, false, causal)
                         }
                     });
@@ -192,6 +227,7 @@ impl<'c> BlockDecoder<'c> {
         self.block += 1;
         self.i = 0;
         self.phase = Phase::Denoise;
+        self.counts = self.block_counts();
     }
 
     /// Whether an end-of-sequence token has been committed; if so nothing after it is read,

@@ -15,11 +15,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::pick::{
-    apply_eos, by_factor, by_threshold, dream_timesteps, llada_transfer_counts,
-    sample_without_replacement, top_k,
+    apply_eos, by_factor, by_threshold, dllm_transfer_counts, dream_timesteps,
+    llada_transfer_counts, sample_without_replacement, top_k,
 };
 use super::{CacheMode, Canvas, GenerateConfig, Generation, StepEvent};
 use crate::diffusion::cache::{KvCache, Segment, Visibility};
+use crate::diffusion::model::Schedule;
 use crate::diffusion::sampler::{dream_candidate, llada_candidate, Candidate, SamplerKind};
 
 /// Where the decoder is within its current block.
@@ -80,6 +81,7 @@ pub struct Decoder<'c> {
     pub canvas: Canvas,
     mask: u32,
     shift: usize,
+    schedule: Schedule,
     rng: ChaCha8Rng,
     blocks: usize,
     per_block: usize,
@@ -108,6 +110,7 @@ impl<'c> Decoder<'c> {
             eos: &model.eos_ids,
             mask: model.mask_id,
             shift: usize::from(model.logit_shift),
+            schedule: model.schedule,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             blocks,
             per_block,
@@ -153,6 +156,14 @@ impl<'c> Decoder<'c> {
         self.cfg.threshold.is_none() && self.cfg.factor.is_none()
     }
 
+    /// Steps this block gets: the schedule's length (dllm drops steps that commit nothing).
+    fn block_steps(&self) -> usize {
+        match self.schedule {
+            Schedule::Llada => self.per_block,
+            Schedule::Dllm => self.counts.len(),
+        }
+    }
+
     fn next_block(&mut self) {
         self.block += 1;
         self.phase = Phase::Start;
@@ -183,7 +194,10 @@ impl<'c> Decoder<'c> {
             match self.phase {
                 Phase::Start => {
                     let masked = self.masked(block.clone());
-                    self.counts = llada_transfer_counts(masked.len(), self.per_block);
+                    self.counts = match self.schedule {
+                        Schedule::Llada => llada_transfer_counts(masked.len(), self.per_block),
+                        Schedule::Dllm => dllm_transfer_counts(masked.len(), self.per_block),
+                    };
                     self.i = 0;
                     if self.cfg.cache == CacheMode::None {
                         self.phase = Phase::Plain;
@@ -208,7 +222,7 @@ impl<'c> Decoder<'c> {
                 Phase::Plain => {
                     let positions = self.masked(block.clone());
                     let done = if self.quota() {
-                        self.i >= self.per_block
+                        self.i >= self.block_steps()
                     } else {
                         positions.is_empty()
                     };
@@ -226,9 +240,9 @@ impl<'c> Decoder<'c> {
                     let positions = self.masked(block.clone());
                     let capped = match self.llada_style() {
                         // generate_with_dual_cache runs at most steps-per-block passes a block.
-                        true => self.cfg.cache == CacheMode::Dual && self.i >= self.per_block,
+                        true => self.cfg.cache == CacheMode::Dual && self.i >= self.block_steps(),
                         // Dream's block loop stops its schedule at steps-per-block.
-                        false => self.quota() && self.i >= self.per_block,
+                        false => self.quota() && self.i >= self.block_steps(),
                     };
                     if positions.is_empty() || capped {
                         self.next_block();

@@ -23,7 +23,7 @@ use super::model::{DiffusionLm, ModelError};
 use super::sampler::{SamplerKind, TokenSampling};
 use block::BlockDecoder;
 use decoder::{Decoder, Feed};
-pub use pick::{dream_timesteps, llada_transfer_counts};
+pub use pick::{dllm_transfer_counts, dream_timesteps, llada_transfer_counts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {

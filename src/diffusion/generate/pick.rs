@@ -15,6 +15,31 @@ pub fn llada_transfer_counts(masked: usize, steps: usize) -> Vec<usize> {
         .collect()
 }
 
+/// dllm's per-step counts (`get_num_transfer_tokens` in ZHZisZZ/dllm's `core/samplers/utils.py`
+/// with its linear α schedule): at step j of `steps`, with n masks left, round-half-even
+/// n·(1 − (1 − α(s))/(1 − α(t))) for t = (steps − j)/steps and s = t − 1/steps, where the ratio
+/// is taken in f32 as the reference computes it; steps that would commit nothing are dropped.
+pub fn dllm_transfer_counts(masked: usize, steps: usize) -> Vec<usize> {
+    let alpha = |x: f32| 1.0f32 - x;
+    let mut left = masked;
+    let mut out = Vec::new();
+    for j in 0..steps {
+        if left == 0 {
+            break;
+        }
+        let t = (steps - j) as f64 / steps as f64;
+        let s = (steps - j - 1) as f64 / steps as f64;
+        let ratio = (1.0f32 - alpha(s as f32)) / (1.0f32 - alpha(t as f32));
+        let share = 1.0 - f64::from(ratio);
+        let k = ((left as f64 * share).round_ties_even() as usize).min(left);
+        left -= k;
+        if k > 0 {
+            out.push(k);
+        }
+    }
+    out
+}
+
 /// Dream's timesteps `linspace(1, eps, steps + 1)`.
 pub fn dream_timesteps(steps: usize, eps: f64) -> Vec<f64> {
     (0..=steps)
