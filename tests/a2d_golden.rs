@@ -116,7 +116,7 @@ fn config(c: &serde_json::Value, cache: CacheMode) -> Option<GenerateConfig> {
     let gen = call["max_new_tokens"].as_u64()? as usize;
     let block = call["block_size"].as_u64()? as usize;
     let steps = call["steps"].as_u64()? as usize;
-    if gen % block != 0 || steps > gen || steps % (gen / block) != 0 {
+    if !gen.is_multiple_of(block) || steps > gen || !steps.is_multiple_of(gen / block) {
         return None;
     }
     Some(GenerateConfig {

@@ -73,7 +73,7 @@ pub fn required(field: &'static str, v: Option<String>) -> Result<(), Invalid> {
 }
 
 pub fn even(field: &'static str, v: usize) -> Result<(), Invalid> {
-    if v % 2 != 0 {
+    if !v.is_multiple_of(2) {
         return Err(invalid(
             field,
             v,

@@ -313,7 +313,7 @@ fn progress(total: usize) -> ProgressBar {
 fn measure(
     ctx: &Eval,
     point: &Point,
-    mut samples_out: Option<&mut dyn Write>,
+    samples_out: Option<&mut dyn Write>,
 ) -> anyhow::Result<Vec<Value>> {
     let args = ctx.args;
     let n = ctx.problems.len();
@@ -345,7 +345,7 @@ fn measure(
     let model_s = started.elapsed().as_secs_f64();
     tally.absorb(scorer.finish())?;
     bar.finish_and_clear();
-    if let Some(w) = samples_out.as_deref_mut() {
+    if let Some(w) = samples_out {
         write_samples(w, ctx, point, &sampled)?;
     }
     let cfg = cfg_seen.context("no problems to run")?;
@@ -403,7 +403,7 @@ fn generate_chunk(
         jobs.push((canvas, cfg));
     }
     let outs = generate_batch(model, jobs, |_, _| {})
-        .with_context(|| format!("{}", ctx.problems[chunk[0].problem].task_id))?;
+        .with_context(|| ctx.problems[chunk[0].problem].task_id.to_string())?;
     let sampled = outs
         .into_iter()
         .zip(truncated)

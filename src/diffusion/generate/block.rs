@@ -212,9 +212,7 @@ impl<'c> BlockDecoder<'c> {
     /// A block has no masks left: stop at an end-of-sequence token, else store the block's
     /// keys and values (when a later block will read them) and move on.
     fn finish_block(&mut self) {
-        if self.stop_at_eos() {
-            self.phase = Phase::Done;
-        } else if self.block >= self.last {
+        if self.stop_at_eos() || self.block >= self.last {
             self.phase = Phase::Done;
         } else if self.cached() {
             self.phase = Phase::Store;
