@@ -60,6 +60,15 @@ pub enum OneOrMany {
     Many(Vec<u32>),
 }
 
+impl OneOrMany {
+    pub fn ids(&self) -> Vec<u32> {
+        match self {
+            OneOrMany::One(id) => vec![*id],
+            OneOrMany::Many(ids) => ids.clone(),
+        }
+    }
+}
+
 impl Config {
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -114,11 +123,9 @@ impl Config {
 
     /// Every EOS id config.json names.
     pub fn eos_ids(&self) -> Vec<u32> {
-        match &self.eos_token_id {
-            Some(OneOrMany::One(id)) => vec![*id],
-            Some(OneOrMany::Many(ids)) => ids.clone(),
-            None => Vec::new(),
-        }
+        self.eos_token_id
+            .as_ref()
+            .map_or_else(Vec::new, OneOrMany::ids)
     }
 
     /// The first EOS id, whether config.json gives one id or a list.

@@ -132,11 +132,9 @@ pub struct GenerationDefaults {
 
 impl GenerationDefaults {
     pub fn eos_ids(&self) -> Vec<u32> {
-        match &self.eos_token_id {
-            Some(super::dream::OneOrMany::One(id)) => vec![*id],
-            Some(super::dream::OneOrMany::Many(ids)) => ids.clone(),
-            None => Vec::new(),
-        }
+        self.eos_token_id
+            .as_ref()
+            .map_or_else(Vec::new, super::dream::OneOrMany::ids)
     }
 }
 
@@ -324,12 +322,12 @@ impl DiffusionLm {
                 if let Some(u) = cfg.unsupported() {
                     return Err(unsupported(u));
                 }
-                super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, blocks)
+                super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, blocks)
                     .map_err(invalid)?;
                 block_causal = Some(cfg.block());
                 // The chat checkpoints end a turn with `<|im_end|>`, which only
                 // generation_config.json names; SDAR's loops stop at both.
-                let mut eos = cfg.eos_ids();
+                let mut eos = cfg.qwen.eos_ids();
                 for id in generation.eos_ids() {
                     if !eos.contains(&id) {
                         eos.push(id);
@@ -337,26 +335,26 @@ impl DiffusionLm {
                 }
                 (
                     Net::Sdar(sdar::Model::new(&cfg, vb).map_err(weights)?),
-                    cfg.mask_token_id,
+                    cfg.qwen.mask_token_id,
                     eos,
-                    cfg.vocab_size,
+                    cfg.qwen.vocab_size,
                 )
             }
             Family::A2d => {
                 let cfg: a2d::Config = read_json(&config_path)?;
-                cfg.check().map_err(invalid)?;
-                if let Some(u) = cfg.unsupported() {
+                cfg.qwen.check().map_err(invalid)?;
+                if let Some(u) = cfg.qwen.unsupported() {
                     return Err(unsupported(u));
                 }
-                super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, blocks)
+                super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, blocks)
                     .map_err(invalid)?;
                 // bd3lm and mdlm share config.json; the manifest says which one this is.
                 block_causal = overrides.block_size;
                 (
                     Net::A2d(a2d::Model::new(&cfg, vb).map_err(weights)?),
-                    cfg.mask_token_id,
-                    cfg.eos_ids(),
-                    cfg.vocab_size,
+                    cfg.qwen.mask_token_id,
+                    cfg.qwen.eos_ids(),
+                    cfg.qwen.vocab_size,
                 )
             }
         };

@@ -103,3 +103,142 @@ pub fn build(s: &QwenShape, vb: VarBuilder) -> Result<Transformer> {
         rotary,
     })
 }
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_theta() -> f64 {
+    1_000_000.0
+}
+fn default_act() -> candle_nn::Activation {
+    candle_nn::Activation::Silu
+}
+fn default_max_positions() -> usize {
+    32_768
+}
+
+/// The config.json fields of a Qwen2/Qwen3 network that SDAR and the A2D conversions share,
+/// flattened into each family's own `Config` (Dream keeps its own, with Qwen2's older
+/// defaults).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Fields {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    pub vocab_size: usize,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_max_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: candle_nn::Activation,
+    #[serde(default)]
+    pub mask_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<super::dream::OneOrMany>,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    pub use_sliding_window: bool,
+}
+
+impl Fields {
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    pub fn eos_ids(&self) -> Vec<u32> {
+        self.eos_token_id
+            .as_ref()
+            .map_or_else(Vec::new, super::dream::OneOrMany::ids)
+    }
+
+    /// Values that cannot work, named by their config.json field.
+    pub fn check(&self) -> std::result::Result<(), super::check::Invalid> {
+        use super::check;
+        check::at_least_one("hidden_size", self.hidden_size)?;
+        check::at_least_one("intermediate_size", self.intermediate_size)?;
+        check::at_least_one("num_hidden_layers", self.num_hidden_layers)?;
+        check::at_least_one("num_attention_heads", self.num_attention_heads)?;
+        check::at_least_one("vocab_size", self.vocab_size)?;
+        check::at_least_one("max_position_embeddings", self.max_position_embeddings)?;
+        if let Some(kv) = self.num_key_value_heads {
+            check::at_least_one("num_key_value_heads", kv)?;
+            check::divides(
+                "num_key_value_heads",
+                self.num_attention_heads,
+                kv,
+                "num_attention_heads",
+            )?;
+        }
+        match self.head_dim {
+            Some(d) => {
+                check::at_least_one("head_dim", d)?;
+                check::even("head_dim", d)?;
+            }
+            None => check::divides(
+                "num_attention_heads",
+                self.hidden_size,
+                self.num_attention_heads,
+                "hidden_size",
+            )?,
+        }
+        check::positive("rope_theta", self.rope_theta)?;
+        check::positive("rms_norm_eps", self.rms_norm_eps)?;
+        check::token("mask_token_id", self.mask_token_id, self.vocab_size)?;
+        for id in self.eos_ids() {
+            check::token("eos_token_id", Some(id), self.vocab_size)?;
+        }
+        Ok(())
+    }
+
+    /// A setting the network does not implement, by its config.json field.
+    pub fn unsupported(&self) -> Option<(&'static str, String)> {
+        if self.hidden_act != candle_nn::Activation::Silu {
+            return Some((
+                "hidden_act",
+                format!("{:?}", self.hidden_act).to_lowercase(),
+            ));
+        }
+        if self.use_sliding_window {
+            return Some(("use_sliding_window", "true".into()));
+        }
+        match &self.rope_scaling {
+            Some(s) if !s.is_null() => Some(("rope_scaling", s.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The network's shape, with the layout's own switches.
+    pub fn shape(&self, qkv_bias: bool, head_norms: bool) -> QwenShape {
+        QwenShape {
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            kv_heads: self.kv_heads(),
+            head_dim: self.head_dim(),
+            vocab: self.vocab_size,
+            rope_theta: self.rope_theta,
+            rms_norm_eps: self.rms_norm_eps,
+            tie_word_embeddings: self.tie_word_embeddings,
+            max_positions: self.max_position_embeddings,
+            qkv_bias,
+            head_norms,
+        }
+    }
+}
