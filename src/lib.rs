@@ -20,6 +20,7 @@ pub mod engine;
 pub mod evals;
 pub mod gate;
 pub mod hash;
+pub mod http;
 pub mod interrupt;
 pub mod lang;
 pub mod librarian;

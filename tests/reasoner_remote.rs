@@ -3,12 +3,14 @@
 //! `--reasoner remote` the way vLLM, SGLang, llama.cpp's server or Ollama would be. Also the
 //! failures a user meets: wrong model name, missing key, server down, `--offline`, bad flags.
 
+#[path = "support/serve.rs"]
+mod serve;
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
+use serve::Served;
 
 use support::{ouroboros_env as ouroboros, text, TINY_LLADA};
 
@@ -21,50 +23,9 @@ const TINY_QWEN: &str = concat!(
     "/tests/fixtures/compressor/tiny-qwen2"
 );
 
-/// `ouroboros serve` on a free loopback port, stopped when dropped.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Served {
-    fn start(key: Option<&str>) -> Served {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ouroboros"));
-        cmd.args([
-            "serve",
-            "--model",
-            GGUF,
-            "--port",
-            "0",
-            "--name",
-            "tiny-chat",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .env_remove("OUROBOROS_SERVE_API_KEY");
-        if let Some(k) = key {
-            cmd.env("OUROBOROS_SERVE_API_KEY", k);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .strip_prefix("listening on ")
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("serve printed {line:?}"))
-            .to_string();
-        Served { child, base }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The tiny chat model served as `tiny-chat`, with `key` as its API key if given.
+fn start(key: Option<&str>) -> Served {
+    Served::start(&["--model", GGUF, "--name", "tiny-chat"], key)
 }
 
 fn project() -> tempfile::TempDir {
@@ -92,7 +53,7 @@ fn plan_json(dir: &Path, reasoner: &[&str], env: &[(&str, &str)]) -> serde_json:
 #[test]
 fn a_served_model_answers_as_the_in_process_one_and_only_plan_units_survive() {
     let dir = project();
-    let server = Served::start(None);
+    let server = start(None);
     let remote = plan_json(
         dir.path(),
         &[
@@ -153,7 +114,7 @@ fn a_served_model_answers_as_the_in_process_one_and_only_plan_units_survive() {
 #[test]
 fn endpoint_errors_are_clear_and_exit_2() {
     let dir = project();
-    let server = Served::start(Some("s3cret"));
+    let server = start(Some("s3cret"));
     let args = |model: &'static str, base: &str| -> Vec<String> {
         [
             "plan",
@@ -287,7 +248,7 @@ fn bad_reasoner_flags_are_usage_errors() {
 #[test]
 fn refactor_records_the_reasoner_and_replays_without_it() {
     let dir = project();
-    let server = Served::start(None);
+    let server = start(None);
     let o = ouroboros(
         dir.path(),
         &[
@@ -360,7 +321,7 @@ fn refactor_records_the_reasoner_and_replays_without_it() {
 /// get right.
 #[test]
 fn serve_answers_bad_requests_in_the_openai_error_shape() {
-    let server = Served::start(None);
+    let server = start(None);
     let url = format!("{}/chat/completions", server.base);
     let post = |body: &str| -> (u16, serde_json::Value) {
         let r = ureq::post(&url)
@@ -460,7 +421,7 @@ fn raw_status(base: &str, request: &[u8]) -> String {
 /// request whose two Content-Length headers disagree (the way requests are smuggled).
 #[test]
 fn serve_bounds_what_clients_send() {
-    let server = Served::start(None);
+    let server = start(None);
     let url = format!("{}/chat/completions", server.base);
     let r = ureq::post(&url)
         .set("Content-Type", "application/json")

@@ -3,11 +3,13 @@
 //! chat through the checkpoint's template, the native denoise route, concurrent clients
 //! batched without changing any answer, and bad requests named.
 
+#[path = "support/serve.rs"]
+mod serve;
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
+use serve::Served;
 
 use serde_json::{json, Value};
 use support::{ouroboros, TINY_LLADA};
@@ -17,52 +19,10 @@ const TINY_SDAR: &str = concat!(
     "/tests/fixtures/diffusion/tiny-sdar"
 );
 
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Served {
-    fn start(model: &str, name: &str) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ouroboros"))
-            .args(["serve", "--model", model, "--port", "0", "--name", name])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .env_remove("OUROBOROS_SERVE_API_KEY")
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains(&format!("(model {name})")), "{line}");
-        let base = line
-            .strip_prefix("listening on ")
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("serve printed {line:?}"))
-            .to_string();
-        Served { child, base }
-    }
-
-    fn post(&self, route: &str, body: &Value) -> (u16, Value) {
-        let r = ureq::post(&format!("{}/{route}", self.base))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string());
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{e}"),
-        };
-        (resp.status(), resp.into_json().unwrap())
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start(model: &str, name: &str) -> Served {
+    let served = Served::start(&["--model", model, "--name", name], None);
+    assert_eq!(served.name, name);
+    served
 }
 
 fn completion(prompt: &str, seed: u64) -> Value {
@@ -74,7 +34,7 @@ fn completion(prompt: &str, seed: u64) -> Value {
 
 #[test]
 fn a_greedy_completion_is_what_generate_prints() {
-    let server = Served::start(TINY_LLADA, "tiny");
+    let server = start(TINY_LLADA, "tiny");
     let (status, answer) = server.post("completions", &completion("def add(a, b):\n", 3));
     assert_eq!(status, 200, "{answer}");
     let out = ouroboros(
@@ -108,20 +68,13 @@ fn a_greedy_completion_is_what_generate_prints() {
         .as_str()
         .unwrap()
         .starts_with("sha256:"));
-    let (_, models) = server.post_get("models");
+    let (_, models) = server.get("models");
     assert_eq!(models["data"][0]["family"], "llada");
-}
-
-impl Served {
-    fn post_get(&self, route: &str) -> (u16, Value) {
-        let resp = ureq::get(&format!("{}/{route}", self.base)).call().unwrap();
-        (resp.status(), resp.into_json().unwrap())
-    }
 }
 
 #[test]
 fn sixteen_concurrent_clients_get_what_each_gets_alone() {
-    let server = Served::start(TINY_LLADA, "tiny");
+    let server = start(TINY_LLADA, "tiny");
     let prompts: Vec<String> = (0..16)
         .map(|i| format!("def f{i}(x):\n    return x + {i}\n\ndef g(y):\n"))
         .collect();
@@ -149,7 +102,7 @@ fn sixteen_concurrent_clients_get_what_each_gets_alone() {
 
 #[test]
 fn infill_chat_and_denoise() {
-    let server = Served::start(TINY_LLADA, "tiny");
+    let server = start(TINY_LLADA, "tiny");
     let (status, infill) = server.post(
         "completions",
         &json!({"model": "tiny", "prompt": "def f(a):\n", "suffix": "\n\nprint(f(1))\n",
@@ -180,7 +133,7 @@ fn infill_chat_and_denoise() {
         .unwrap()
         .contains("chat_template"));
 
-    let sdar = Served::start(TINY_SDAR, "sdar");
+    let sdar = start(TINY_SDAR, "sdar");
     let (status, chat) = sdar.post(
         "chat/completions",
         &json!({"model": "sdar", "messages": [{"role": "user", "content": "hi"}],
@@ -194,7 +147,7 @@ fn infill_chat_and_denoise() {
 
 #[test]
 fn bad_requests_name_the_field() {
-    let server = Served::start(TINY_LLADA, "tiny");
+    let server = start(TINY_LLADA, "tiny");
     let cases = [
         (
             json!({"model": "tiny", "prompt": "x", "bogus": 1}),

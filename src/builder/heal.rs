@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use super::{BuildError, Builder, Draft, Pending};
+use super::{BuildError, Builder, Draft, Pending, Prompt};
 use crate::diffusion::{Canvas, GenerateConfig};
 use crate::gate::{Gate, GateReport};
 use crate::lang::{Language, SourceKind};
@@ -160,7 +160,7 @@ impl Feedback<'_> {
 }
 
 /// Renders the instruct prompt, with what was wrong with a failed attempt if any.
-pub type RenderPrompt<'a> = &'a dyn Fn(Option<Feedback>) -> Result<String, minijinja::Error>;
+pub type RenderPrompt<'a> = &'a dyn Fn(Option<Feedback>) -> Result<Prompt, minijinja::Error>;
 
 pub enum Request<'a> {
     /// Replace the body lines (1-based, inclusive) with `context` ahead of the file.
@@ -251,7 +251,8 @@ pub fn build(
             break;
         }
         let started = Instant::now();
-        let (action, remasked) = if !verdict.report.is_valid && attempt % 2 == 1 {
+        let repairable = !verdict.report.is_valid && builder.can_repair();
+        let (action, remasked) = if repairable && attempt % 2 == 1 {
             let errors: Vec<_> = verdict
                 .report
                 .blocking()

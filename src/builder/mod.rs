@@ -21,6 +21,8 @@ use crate::diffusion::{
     generate, generate_batch, Canvas, GenerateConfig, GenerateError, Generation,
 };
 use crate::diffusion::{tokenizer::TokenizerError, DiffusionLm};
+use crate::engine::remote::{Answer, RemoteError, RemoteGenerator};
+use crate::engine::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -41,6 +43,8 @@ pub enum BuildError {
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 /// The bodies the bundled model was trained on fill spans of these lengths; other lengths work
@@ -107,6 +111,8 @@ impl Draft {
 
 pub struct Builder<'m> {
     pub model: &'m DiffusionLm,
+    /// Where canvases are denoised when not here (`--generator remote`).
+    remote: Option<&'m RemoteGenerator>,
     /// Tokens that end a body: the pad token if the tokenizer has one, and the model's EOS.
     end_ids: Vec<u32>,
     /// Generations made ahead in one batch ([`Builder::prefetch`]), each used by the first
@@ -123,6 +129,24 @@ pub struct Pending {
     prefix: String,
     suffix: String,
     shape: Shape,
+    /// The same canvas as text, for a remote generator.
+    wire: Wire,
+}
+
+/// What a remote generator is sent for a canvas.
+enum Wire {
+    /// `/v1/completions`: the text before the span and after it.
+    Infill { prompt: String, suffix: String },
+    /// `/v1/chat/completions`: the user's turn.
+    Chat { user: String },
+}
+
+/// An instruct prompt: rendered with the chat template for the canvas, and the user's turn
+/// alone for a server that renders it itself.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub rendered: String,
+    pub user: String,
 }
 
 impl<'m> Builder<'m> {
@@ -135,10 +159,25 @@ impl<'m> Builder<'m> {
         }
         Builder {
             model,
+            remote: None,
             end_ids,
             prefetched: RefCell::new(Vec::new()),
             prefetch_hits: std::cell::Cell::new(0),
         }
+    }
+
+    /// A builder for `engine`'s generator, in-process or remote.
+    pub fn for_engine(engine: &'m Engine) -> Builder<'m> {
+        Builder {
+            remote: engine.remote.as_ref(),
+            ..Builder::new(&engine.model)
+        }
+    }
+
+    /// Whether gate errors can be repaired by re-masking (a remote server other than
+    /// `ouroboros serve` has no denoise endpoint: failures are regenerated instead).
+    pub fn can_repair(&self) -> bool {
+        self.remote.is_none_or(|r| r.native)
     }
 
     /// The tokens that end a body.
@@ -160,8 +199,9 @@ impl<'m> Builder<'m> {
     ) -> Result<Pending, BuildError> {
         let (prefix, _, suffix) = self.around(source, lines, span)?;
         let codec = &self.model.codec;
-        let mut before = codec.encode(context)?;
-        before.extend(codec.encode(&prefix)?);
+        // One string, as a server tokenizes the prompt it is sent.
+        let prompt = format!("{context}{prefix}");
+        let before = codec.encode(&prompt)?;
         let after = codec.encode(&suffix)?;
         let (n_before, n_after) =
             fit_window(before.len(), after.len(), self.model.max_positions() - span);
@@ -174,6 +214,10 @@ impl<'m> Builder<'m> {
         Ok(Pending {
             canvas,
             cfg: span_config(cfg, span, span),
+            wire: Wire::Infill {
+                prompt,
+                suffix: suffix.clone(),
+            },
             prefix,
             suffix,
             shape: Shape::Infill,
@@ -185,7 +229,7 @@ impl<'m> Builder<'m> {
     /// for the answer, from which the first fenced code block is taken.
     pub fn plan_instruct(
         &self,
-        prompt: &str,
+        prompt: &Prompt,
         source: &str,
         lines: (usize, usize),
         name: &str,
@@ -194,7 +238,7 @@ impl<'m> Builder<'m> {
     ) -> Result<Pending, BuildError> {
         let (prefix, unit, suffix) = self.around(source, lines, span)?;
         let max = self.model.max_positions();
-        let ids = self.model.codec.encode(prompt)?;
+        let ids = self.model.codec.encode(&prompt.rendered)?;
         // A prompt too long for the window loses its beginning (the system text and the
         // context's farthest items), never the request at its end.
         let keep = ids.len().min(max - span);
@@ -206,6 +250,9 @@ impl<'m> Builder<'m> {
         Ok(Pending {
             canvas,
             cfg: span_config(cfg, span, span),
+            wire: Wire::Chat {
+                user: prompt.user.clone(),
+            },
             prefix,
             suffix,
             shape: Shape::Instruct {
@@ -229,15 +276,51 @@ impl<'m> Builder<'m> {
 
     /// Denoise a pending canvas into a draft.
     pub fn complete(&self, pending: Pending) -> Result<Draft, BuildError> {
-        let generation = self.denoise(pending.canvas, &pending.cfg)?;
+        let generation = match self.remote {
+            Some(r) => self.ask(r, &pending)?,
+            None => self.denoise(pending.canvas, &pending.cfg)?,
+        };
         Ok(self.draft(pending.prefix, pending.suffix, generation, pending.shape))
+    }
+
+    /// A remote generator's answer for `p`, as a generation over the planned canvas: the one
+    /// the server denoised, or (a server that answers in text) the answer's tokens in the
+    /// span's place.
+    fn ask(&self, remote: &RemoteGenerator, p: &Pending) -> Result<Generation, BuildError> {
+        let answer = match &p.wire {
+            Wire::Infill { prompt, suffix } => remote.infill(prompt, suffix, &p.canvas, &p.cfg)?,
+            Wire::Chat { user } => remote.chat(user, &p.canvas, &p.cfg)?,
+        };
+        let (text, seconds) = match answer {
+            Answer::Denoised(g) => return Ok(g),
+            Answer::Text { text, seconds } => (text, seconds),
+        };
+        let ids = self.model.codec.encode(&text)?;
+        let span = &p.canvas.span;
+        let mut tokens = p.canvas.tokens[..span.start].to_vec();
+        tokens.extend(&ids);
+        tokens.extend(&p.canvas.tokens[span.end..]);
+        Ok(Generation {
+            canvas: Canvas {
+                tokens,
+                span: span.start..span.start + ids.len(),
+            },
+            forward_passes: 0,
+            step_ms: Vec::new(),
+            schedule: Vec::new(),
+            confidence: Vec::new(),
+            kv_bytes: 0,
+            unfilled: 0,
+            seconds,
+        })
     }
 
     /// Denoise several canvases in one batch now and keep what comes out for the requests that
     /// ask for the same canvases later. A batch gives every canvas what it would get alone, so
     /// nothing but the time changes.
     pub fn prefetch(&self, jobs: Vec<(Canvas, GenerateConfig)>) -> Result<(), BuildError> {
-        if jobs.len() < 2 {
+        // A server batches the requests that reach it together; one client asks in turn.
+        if jobs.len() < 2 || self.remote.is_some() {
             return Ok(());
         }
         // Keyed by the canvas as asked for: a generation holds it denoised.
@@ -350,7 +433,10 @@ impl<'m> Builder<'m> {
             canvas.tokens[p] = self.model.mask_id;
         }
         let cfg = span_config(cfg, span.len(), chosen.len());
-        let generation = self.denoise(canvas, &cfg)?;
+        let generation = match self.remote {
+            Some(r) => r.denoise(&canvas, self.model.mask_id, &cfg)?,
+            None => self.denoise(canvas, &cfg)?,
+        };
         Ok((
             self.draft(
                 draft.prefix.clone(),

@@ -5,6 +5,7 @@ mod bench;
 mod deps;
 mod gen_opts;
 mod generate;
+mod generator_opts;
 mod graph_opts;
 mod index;
 mod list_runs;
@@ -81,8 +82,9 @@ pub enum Command {
     Status(status::Args),
     /// List recent runs.
     ListRuns(list_runs::Args),
-    /// Serve a chat model (GGUF or Hugging Face) over an OpenAI-compatible Chat Completions API, so one machine
-    /// can be the reasoner for others (`--reasoner remote`).
+    /// Serve a diffusion checkpoint (the generator, for `--generator remote` and any OpenAI
+    /// client) or a chat model (the reasoner, for `--reasoner remote`) over an
+    /// OpenAI-compatible API, so one machine can do it for a team.
     Serve(serve::Args),
 }
 

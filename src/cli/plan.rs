@@ -5,6 +5,7 @@ use anyhow::bail;
 
 use super::exit;
 use super::gen_opts::ModelArgs;
+use super::generator_opts::GeneratorArgs;
 use super::graph_opts::GraphArgs;
 use super::reasoner_opts::ReasonerArgs;
 use crate::compressor::{CompressedContext, Form, ScorerSet, Sources, Strategy};
@@ -46,12 +47,14 @@ pub struct Args {
     pub graph: GraphArgs,
     #[command(flatten)]
     pub reasoner: ReasonerArgs,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
 }
 
 /// Each unit's compressed context, in plan order: the code path `refactor` uses.
 fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<CompressedContext>> {
     crate::compressor::check_flags(&[args.scorer], args.scorer_model.as_deref())?;
-    let engine = args.model.load()?;
+    let engine = args.generator.open(&args.model.choice())?;
     let weights = if args.scorer == Strategy::Model {
         engine.weights_sha256()?
     } else {
@@ -59,7 +62,7 @@ fn compress_plan(root: &Path, plan: &Plan, args: &Args) -> anyhow::Result<Vec<Co
     };
     let mut scorers = ScorerSet::open(
         &[args.scorer],
-        &engine.model,
+        &engine,
         weights,
         args.scorer_model.as_deref(),
         root,

@@ -9,6 +9,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use super::exit;
 use super::gen_opts::{ModelArgs, SamplingArgs};
+use super::generator_opts::GeneratorArgs;
 use super::graph_opts::GraphArgs;
 use super::reasoner_opts::ReasonerArgs;
 use super::test_opts::TestArgs;
@@ -90,6 +91,8 @@ pub struct Args {
     pub graph: GraphArgs,
     #[command(flatten)]
     pub reasoner: ReasonerArgs,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
 }
 
 fn parse_risk(s: &str) -> Result<f64, String> {
@@ -127,6 +130,7 @@ impl Args {
         };
         let options = RunOptions {
             model: self.model.choice(),
+            generator: self.generator.spec()?,
             build: BuildOptions {
                 mode: self.mode,
                 gen_length: self.gen_length,
@@ -163,7 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::report_leftovers(&root);
     // Flags first: a bad reasoner option should not cost a model load.
     let mut chat = options.reasoner.open(options.model.device)?;
-    let engine = args.model.load()?;
+    let engine = args.generator.open(&options.model)?;
     let mut opened = args.graph.open(&root)?;
     let reasoning = match chat.as_deref_mut() {
         Some(c) => Reasoning::Ask(c, options.reasoner.options(options.build.sampling.seed)),

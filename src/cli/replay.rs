@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::exit;
+use super::generator_opts::GeneratorArgs;
 use crate::pipeline::replay::replay;
 
 #[derive(Debug, clap::Args)]
@@ -13,11 +14,15 @@ pub struct Args {
     /// Repository root (default: the nearest folder with .ouroboros or .git).
     #[arg(long)]
     pub root: Option<PathBuf>,
+    /// Replay on another generator than the run's (a remote run in-process, say); the
+    /// weights must still be the ones the run used.
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = super::repo_root(args.root.as_deref())?;
-    let report = replay(&root, &args.run_id)?;
+    let report = replay(&root, &args.run_id, args.generator.given()?)?;
     if let Some((now, then)) = report.plan_differs {
         println!("the plan differs: {now} unit(s) now, {then} in the run");
     }

@@ -39,6 +39,16 @@ pub struct Args {
     /// Diffusion checkpoints: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: Precision,
+    /// Require `Authorization: Bearer KEY`, with KEY read from this environment variable
+    /// (never from the command line, where `ps` shows it). Default: OUROBOROS_SERVE_API_KEY
+    /// when it is set.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Diffusion checkpoints: serve only the standard OpenAI routes, without Ouroboros's own
+    /// (`/v1/ouroboros/*`) and their fields, as another engine would; clients then infill and
+    /// instruct through completions and chat, and repair by regenerating.
+    #[arg(long)]
+    pub openai_only: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -49,7 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("--host {}: no address", args.host))?;
     let backend = backend(&args)?;
     let name = backend.name().to_string();
-    let key = std::env::var(SERVE_KEY_ENV).ok().filter(|k| !k.is_empty());
+    let key = match &args.api_key_env {
+        Some(var) => match std::env::var(var).ok().filter(|k| !k.is_empty()) {
+            Some(k) => Some(k),
+            None => bail!("--api-key-env {var}: the variable is not set (or empty)"),
+        },
+        None => std::env::var(SERVE_KEY_ENV).ok().filter(|k| !k.is_empty()),
+    };
     serve::serve(backend, addr, key, Limits::default(), |bound| {
         println!("listening on http://{bound}/v1 (model {name})");
         let _ = std::io::stdout().flush();
@@ -66,6 +82,9 @@ fn backend(args: &Args) -> anyhow::Result<Box<dyn Backend>> {
             p.is_file() || (p.is_dir() && !crate::diffusion::is_diffusion_checkpoint(p))
         });
     if let Some(path) = chat_path {
+        if args.openai_only {
+            bail!("--openai-only is for diffusion checkpoints (a chat model serves only chat)");
+        }
         let device = args.device.open()?;
         let chat = LocalChat::load(&path, &device)
             .with_context(|| format!("--model {}", path.display()))?;
@@ -87,5 +106,9 @@ fn backend(args: &Args) -> anyhow::Result<Box<dyn Backend>> {
         .name
         .clone()
         .unwrap_or_else(|| engine.model.name.clone());
-    Ok(Box::new(DiffusionBackend::new(engine, name, weights)))
+    let backend = DiffusionBackend::new(engine, name, weights)?;
+    Ok(Box::new(match args.openai_only {
+        true => backend.openai_only(),
+        false => backend,
+    }))
 }

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 pub use cache::ScoreCache;
 pub use causal::{CausalLm, CausalScorer};
-pub use score::DiffusionScorer;
+pub use score::{masked_loss, DiffusionScorer};
 pub use scorers::{check_flags, ScorerSet};
 
 use crate::diffusion::model::ModelError;
@@ -55,6 +55,8 @@ pub enum CompressError {
     },
     #[error("scoring model: {0}")]
     Model(#[from] ModelError),
+    #[error("scoring model: {0}")]
+    Remote(#[from] crate::engine::remote::RemoteError),
     #[error("scoring model: {0}")]
     Compute(#[from] candle_core::Error),
     #[error("score cache {path}")]

@@ -16,7 +16,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{CompressError, Scorer, ScorerInfo};
 use crate::device::dtype_name;
-use crate::diffusion::DiffusionLm;
+use crate::diffusion::{DiffusionLm, ModelError};
+use crate::engine::remote::RemoteGenerator;
 
 const MASK_RATIOS: [f64; 2] = [0.25, 0.75];
 /// Scoring reads at most this many of the unit's tokens: the gain is a ranking signal, and the
@@ -25,14 +26,37 @@ const MAX_UNIT_TOKENS: usize = 256;
 
 pub struct DiffusionScorer<'m> {
     model: &'m DiffusionLm,
+    /// A generator server that computes the losses (`--generator remote`).
+    remote: Option<&'m RemoteGenerator>,
     weights_sha256: String,
     forwards: usize,
 }
 
+/// Mean cross-entropy of `targets` at `positions` of `canvas` (masked there): one pass of the
+/// model. The server's `/v1/ouroboros/loss` answers with this too.
+pub fn masked_loss(
+    model: &DiffusionLm,
+    canvas: &[u32],
+    positions: &[usize],
+    targets: &[u32],
+) -> Result<f64, ModelError> {
+    let hidden = model.hidden(canvas)?;
+    let logits = model.logits_at(&hidden, positions)?;
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let targets = Tensor::new(targets, logp.device())?.unsqueeze(1)?;
+    let picked = logp.gather(&targets, 1)?;
+    Ok(-(picked.mean_all()?.to_scalar::<f32>()? as f64))
+}
+
 impl<'m> DiffusionScorer<'m> {
-    pub fn new(model: &'m DiffusionLm, weights_sha256: String) -> DiffusionScorer<'m> {
+    pub fn new(
+        model: &'m DiffusionLm,
+        remote: Option<&'m RemoteGenerator>,
+        weights_sha256: String,
+    ) -> DiffusionScorer<'m> {
         DiffusionScorer {
             model,
+            remote,
             weights_sha256,
             forwards: 0,
         }
@@ -53,13 +77,11 @@ impl<'m> DiffusionScorer<'m> {
         }
         let positions: Vec<usize> = masked.iter().map(|p| prefix.len() + p).collect();
         let targets: Vec<u32> = masked.iter().map(|&p| unit[p]).collect();
-        let hidden = self.model.hidden(&canvas)?;
         self.forwards += 1;
-        let logits = self.model.logits_at(&hidden, &positions)?;
-        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let targets = Tensor::new(targets.as_slice(), logp.device())?.unsqueeze(1)?;
-        let picked = logp.gather(&targets, 1)?;
-        Ok(-(picked.mean_all()?.to_scalar::<f32>()? as f64))
+        Ok(match self.remote {
+            Some(r) => r.loss(&canvas, &positions, &targets)?,
+            None => masked_loss(self.model, &canvas, &positions, &targets)?,
+        })
     }
 }
 
@@ -86,7 +108,10 @@ impl Scorer for DiffusionScorer<'_> {
             ),
             model: self.model.name.clone(),
             weights_sha256: self.weights_sha256.clone(),
-            device: crate::device::describe(&self.model.device),
+            device: match self.remote {
+                Some(r) => format!("remote {}", r.base),
+                None => crate::device::describe(&self.model.device),
+            },
             dtype: dtype_name(self.model.dtype).to_string(),
         }
     }

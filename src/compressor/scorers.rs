@@ -8,6 +8,7 @@ use super::{
     CausalLm, CausalScorer, CompressError, Compressor, DiffusionScorer, ScoreCache, Strategy,
 };
 use crate::diffusion::DiffusionLm;
+use crate::engine::Engine;
 
 pub struct ScorerSet<'m> {
     model: &'m DiffusionLm,
@@ -31,12 +32,13 @@ impl<'m> ScorerSet<'m> {
     /// [`Strategy::Causal`]; `weights_sha256` keys the diffusion model's cached scores.
     pub fn open(
         strategies: &[Strategy],
-        model: &'m DiffusionLm,
+        engine: &'m Engine,
         weights_sha256: String,
         scorer_model: Option<&Path>,
         root: &Path,
     ) -> Result<ScorerSet<'m>, CompressError> {
         check_flags(strategies, scorer_model)?;
+        let model = &engine.model;
         let causal = match scorer_model {
             Some(dir) => Some(CausalScorer::new(CausalLm::load(
                 dir,
@@ -47,7 +49,7 @@ impl<'m> ScorerSet<'m> {
         };
         Ok(ScorerSet {
             model,
-            diffusion: DiffusionScorer::new(model, weights_sha256),
+            diffusion: DiffusionScorer::new(model, engine.remote.as_ref(), weights_sha256),
             causal,
             cache: ScoreCache::in_repo(root)?,
         })

@@ -23,5 +23,7 @@ pub use generate::{
     dllm_transfer_counts, generate, generate_batch, validate as validate_config, CacheMode, Canvas,
     EosPolicy, GenerateConfig, GenerateError, Generation, StepEvent,
 };
-pub use model::{is_diffusion_checkpoint, DiffusionLm, Family, ModelError, Overrides, Schedule};
+pub use model::{
+    is_diffusion_checkpoint, DiffusionLm, Family, ModelError, Overrides, Schedule, Served,
+};
 pub use sampler::{SamplerKind, TokenSampling};

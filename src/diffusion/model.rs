@@ -24,6 +24,17 @@ pub enum Family {
     A2d,
 }
 
+impl Net {
+    fn max_positions(&self) -> usize {
+        match self {
+            Net::Llada(m) => m.max_positions(),
+            Net::Dream(m) => m.max_positions(),
+            Net::Sdar(m) => m.max_positions(),
+            Net::A2d(m) => m.max_positions(),
+        }
+    }
+}
+
 impl Family {
     pub fn name(self) -> &'static str {
         match self {
@@ -74,6 +85,8 @@ pub enum ModelError {
     Tokenizer(#[from] TokenizerError),
     #[error("{0}")]
     Compute(#[from] candle_core::Error),
+    #[error("{0}: its weights are on the generator server, not here (this needs the model in-process: drop --generator remote)")]
+    NoWeights(String),
 }
 
 fn file_error(path: &Path, message: impl ToString) -> ModelError {
@@ -146,7 +159,11 @@ enum Net {
 }
 
 pub struct DiffusionLm {
-    net: Net,
+    /// `None` for a checkpoint served elsewhere ([`DiffusionLm::describe`]): its tokenizer and
+    /// settings are here, its weights are not.
+    net: Option<Net>,
+    /// Positions the network takes.
+    context: usize,
     pub family: Family,
     pub dir: PathBuf,
     pub name: String,
@@ -219,6 +236,22 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError>
     serde_json::from_str(&text).map_err(|e| file_error(path, e))
 }
 
+/// Where a checkpoint's network comes from.
+#[derive(Clone, Copy)]
+enum Network<'a> {
+    /// Its weights, memory-mapped onto a device.
+    Load { device: &'a Device, dtype: DType },
+    /// Nowhere here: a server runs it; what the server reports about it.
+    Served(&'a Served),
+}
+
+/// What a generator server reports about the network it runs.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub context: usize,
+    pub params: usize,
+}
+
 impl DiffusionLm {
     /// Load a checkpoint directory. Weights are memory-mapped.
     pub fn load(
@@ -226,6 +259,24 @@ impl DiffusionLm {
         device: &Device,
         dtype: DType,
         overrides: &Overrides,
+    ) -> Result<DiffusionLm, ModelError> {
+        Self::open(dir, overrides, Network::Load { device, dtype })
+    }
+
+    /// A checkpoint's tokenizer and settings without its weights, for a model that a server
+    /// runs: everything but a forward pass works.
+    pub fn describe(
+        dir: &Path,
+        overrides: &Overrides,
+        served: &Served,
+    ) -> Result<DiffusionLm, ModelError> {
+        Self::open(dir, overrides, Network::Served(served))
+    }
+
+    fn open(
+        dir: &Path,
+        overrides: &Overrides,
+        network: Network,
     ) -> Result<DiffusionLm, ModelError> {
         let config_path = dir.join("config.json");
         if !config_path.is_file() {
@@ -254,24 +305,34 @@ impl DiffusionLm {
             generation.top_k = None;
         }
         let codec = TextCodec::load(dir)?;
-        let shards = crate::checkpoint::weight_files(dir)?;
-        let weights_backend =
-            MappedWeights::open(&shards).map_err(|source| ModelError::Weights {
-                dir: dir.display().to_string(),
-                source,
-            })?;
-        let params = weights_backend.param_count();
+        let (shards, params, blocks, vb) = match network {
+            Network::Load { device, dtype } => {
+                let shards = crate::checkpoint::weight_files(dir)?;
+                let backend =
+                    MappedWeights::open(&shards).map_err(|source| ModelError::Weights {
+                        dir: dir.display().to_string(),
+                        source,
+                    })?;
+                let blocks = backend.blocks_under(match family {
+                    Family::Llada => "model.transformer.blocks.",
+                    Family::Dream | Family::Sdar | Family::A2d => "model.layers.",
+                });
+                let params = backend.param_count();
+                let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
+                (shards, params, Some(blocks), Some(vb))
+            }
+            Network::Served(s) => (Vec::new(), s.params, None, None),
+        };
+        let (network_context, device, dtype) = match network {
+            Network::Served(s) => (s.context, Device::Cpu, DType::F32),
+            Network::Load { device, dtype } => (0, device.clone(), dtype),
+        };
         let invalid = |i: super::check::Invalid| ModelError::Invalid {
             path: config_path.display().to_string(),
             field: i.field,
             value: i.value,
             why: i.why,
         };
-        let blocks = weights_backend.blocks_under(match family {
-            Family::Llada => "model.transformer.blocks.",
-            Family::Dream | Family::Sdar | Family::A2d => "model.layers.",
-        });
-        let vb = VarBuilder::from_backend(Box::new(weights_backend), dtype, device.clone());
         let weights = |source| ModelError::Weights {
             dir: dir.display().to_string(),
             source,
@@ -289,11 +350,15 @@ impl DiffusionLm {
                 if let Some(u) = cfg.unsupported() {
                     return Err(unsupported(u));
                 }
-                super::check::blocks("n_layers", cfg.n_layers, blocks).map_err(invalid)?;
+                if let Some(b) = blocks {
+                    super::check::blocks("n_layers", cfg.n_layers, b).map_err(invalid)?;
+                }
                 let rows = cfg.rows();
                 let eos = cfg.eos_token_id.into_iter().collect::<Vec<_>>();
                 (
-                    Net::Llada(llada::Model::new(&cfg, vb).map_err(weights)?),
+                    vb.map(|vb| llada::Model::new(&cfg, vb).map(Net::Llada))
+                        .transpose()
+                        .map_err(weights)?,
                     cfg.mask_token_id,
                     eos,
                     rows,
@@ -305,12 +370,16 @@ impl DiffusionLm {
                 if let Some(u) = cfg.unsupported() {
                     return Err(unsupported(u));
                 }
-                super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, blocks)
-                    .map_err(invalid)?;
+                if let Some(b) = blocks {
+                    super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, b)
+                        .map_err(invalid)?;
+                }
                 let rows = cfg.vocab_size;
                 let eos = cfg.eos().into_iter().collect::<Vec<_>>();
                 (
-                    Net::Dream(dream::Model::new(&cfg, vb).map_err(weights)?),
+                    vb.map(|vb| dream::Model::new(&cfg, vb).map(Net::Dream))
+                        .transpose()
+                        .map_err(weights)?,
                     cfg.mask_token_id,
                     eos,
                     rows,
@@ -322,8 +391,10 @@ impl DiffusionLm {
                 if let Some(u) = cfg.unsupported() {
                     return Err(unsupported(u));
                 }
-                super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, blocks)
-                    .map_err(invalid)?;
+                if let Some(b) = blocks {
+                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
+                        .map_err(invalid)?;
+                }
                 block_causal = Some(cfg.block());
                 // The chat checkpoints end a turn with `<|im_end|>`, which only
                 // generation_config.json names; SDAR's loops stop at both.
@@ -334,7 +405,9 @@ impl DiffusionLm {
                     }
                 }
                 (
-                    Net::Sdar(sdar::Model::new(&cfg, vb).map_err(weights)?),
+                    vb.map(|vb| sdar::Model::new(&cfg, vb).map(Net::Sdar))
+                        .transpose()
+                        .map_err(weights)?,
                     cfg.qwen.mask_token_id,
                     eos,
                     cfg.qwen.vocab_size,
@@ -346,12 +419,16 @@ impl DiffusionLm {
                 if let Some(u) = cfg.qwen.unsupported() {
                     return Err(unsupported(u));
                 }
-                super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, blocks)
-                    .map_err(invalid)?;
+                if let Some(b) = blocks {
+                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
+                        .map_err(invalid)?;
+                }
                 // bd3lm and mdlm share config.json; the manifest says which one this is.
                 block_causal = overrides.block_size;
                 (
-                    Net::A2d(a2d::Model::new(&cfg, vb).map_err(weights)?),
+                    vb.map(|vb| a2d::Model::new(&cfg, vb).map(Net::A2d))
+                        .transpose()
+                        .map_err(weights)?,
                     cfg.qwen.mask_token_id,
                     cfg.qwen.eos_ids(),
                     cfg.qwen.vocab_size,
@@ -365,8 +442,13 @@ impl DiffusionLm {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| dir.display().to_string());
+        let context = match (&net, network_context) {
+            (Some(n), _) => n.max_positions(),
+            (None, c) => c,
+        };
         Ok(DiffusionLm {
             net,
+            context,
             family,
             dir: dir.to_path_buf(),
             name,
@@ -386,23 +468,29 @@ impl DiffusionLm {
             params,
             shards,
             generation,
-            device: device.clone(),
+            device,
             dtype,
         })
     }
 
     pub fn max_positions(&self) -> usize {
-        match &self.net {
-            Net::Llada(m) => m.max_positions(),
-            Net::Dream(m) => m.max_positions(),
-            Net::Sdar(m) => m.max_positions(),
-            Net::A2d(m) => m.max_positions(),
-        }
+        self.context
+    }
+
+    /// Whether the weights are here (not only on a generator server).
+    pub fn has_weights(&self) -> bool {
+        self.net.is_some()
+    }
+
+    fn net(&self) -> Result<&Net, ModelError> {
+        self.net
+            .as_ref()
+            .ok_or_else(|| ModelError::NoWeights(self.dir.display().to_string()))
     }
 
     /// One pass over packed segments: canvases, or windows of them over their caches.
     pub fn forward(&self, segments: &[Segment]) -> Result<Pass, ModelError> {
-        Ok(match &self.net {
+        Ok(match self.net()? {
             Net::Llada(m) => m.forward(segments)?,
             Net::Dream(m) => m.forward(segments)?,
             Net::Sdar(m) => m.forward(segments)?,
@@ -431,7 +519,7 @@ impl DiffusionLm {
     /// on those rows only.
     pub fn head_rows(&self, hidden: &Tensor, rows: &[usize]) -> Result<Tensor, ModelError> {
         let h = gather_rows(hidden, rows)?;
-        let logits = match &self.net {
+        let logits = match self.net()? {
             Net::Llada(m) => m.head(&h)?,
             Net::Dream(m) => m.head(&h)?,
             Net::Sdar(m) => m.head(&h)?,

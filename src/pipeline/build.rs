@@ -17,7 +17,7 @@ use super::risk::{self, Risk, RiskInputs};
 use super::{check_interrupt, locate, PipelineError, Progress, Request, RunOptions};
 use crate::behaviour::{TestGate, Verdict as TestVerdict};
 use crate::builder::heal::{self, AttemptLog, Feedback, HealOptions, Healed, Site};
-use crate::builder::{span_for, Builder, SPAN_BUCKETS};
+use crate::builder::{span_for, Builder, Prompt, SPAN_BUCKETS};
 use crate::checkpoint::ChatTemplate;
 use crate::compressor::{CompressError, CompressedContext, ScorerSet, Sources};
 use crate::diffusion::{GenerateConfig, SamplerKind};
@@ -142,7 +142,7 @@ pub fn build_all(
         request,
         options,
         engine,
-        builder: Builder::new(&engine.model),
+        builder: Builder::for_engine(engine),
         gate,
         mode,
         template: match mode {
@@ -160,7 +160,7 @@ pub fn build_all(
     };
     let mut scorers = ScorerSet::open(
         &[compress.scorer],
-        &engine.model,
+        engine,
         weights,
         compress.scorer_model.as_deref(),
         root,
@@ -348,12 +348,15 @@ fn with_site<R>(
     f: impl FnOnce(&Site) -> R,
 ) -> R {
     let task = &s.request.task;
-    let render = |feedback: Option<Feedback>| -> Result<String, minijinja::Error> {
+    let render = |feedback: Option<Feedback>| -> Result<Prompt, minijinja::Error> {
         let message = instruct_message(task, unit, p.kind, &context.text, &p.old_body, feedback);
-        match &s.template {
-            Some(t) => t.render(&message),
-            None => Ok(message),
-        }
+        Ok(Prompt {
+            rendered: match &s.template {
+                Some(t) => t.render(&message)?,
+                None => message.clone(),
+            },
+            user: message,
+        })
     };
     let site = Site {
         original: &p.text,

@@ -356,8 +356,14 @@ fn record_models(
     options: &RunOptions,
 ) {
     let model = &engine.model;
-    let device = engine.device.to_string();
+    let remote = engine.remote.as_ref();
+    let device = match remote {
+        Some(_) => "remote".to_string(),
+        None => engine.device.to_string(),
+    };
     let dtype = dtype_name(model.dtype).to_string();
+    let generator_name = remote.map_or(model.name.clone(), |r| r.model.clone());
+    let endpoint = remote.map(|r| r.base.clone());
     if let Some(r) = &outcome.refinement {
         log.log_model_usage(ModelUsage {
             phase: "reasoner".into(),
@@ -376,7 +382,7 @@ fn record_models(
     let scorer = outcome.units.iter().find_map(|u| u.context.scorer.as_ref());
     log.log_model_usage(ModelUsage {
         phase: "compressor".into(),
-        model_name: scorer.map_or(model.name.clone(), |s| s.model.clone()),
+        model_name: scorer.map_or(generator_name.clone(), |s| s.model.clone()),
         purpose: format!(
             "ranking context ({}) and fitting it to the generator's budget",
             options.compress.scorer
@@ -391,6 +397,7 @@ fn record_models(
         device: Some(device.clone()),
         dtype: Some(dtype.clone()),
         weights_sha256: Some(scorer.map_or(weights.to_string(), |s| s.weights_sha256.clone())),
+        endpoint: endpoint.clone().filter(|_| scorer.is_none()),
         ..ModelUsage::default()
     });
     let mode = outcome.mode;
@@ -398,7 +405,7 @@ fn record_models(
         let Some(b) = u.built() else { continue };
         log.log_model_usage(ModelUsage {
             phase: "generator".into(),
-            model_name: model.name.clone(),
+            model_name: generator_name.clone(),
             purpose: format!("writing {} ({mode})", u.symbol),
             tokens_used: b.span as u64,
             duration_ms: b.seconds * 1e3,
@@ -411,6 +418,14 @@ fn record_models(
             step_schedule: Some(b.step_schedule.clone()),
             seed: Some(options.build.sampling.seed),
             step_timing: StepTiming::from_ms(&b.step_ms),
+            endpoint: endpoint.clone(),
+            repair: remote.map(|r| {
+                match r.native {
+                    true => "re-masking, denoised by the server (/v1/ouroboros/denoise)",
+                    false => "regeneration with the gate's errors fed back (the server has no denoise endpoint)",
+                }
+                .to_string()
+            }),
             ..ModelUsage::default()
         });
     }

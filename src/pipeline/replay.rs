@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::request::{Recorded, UnreadableRequest};
 use super::{generate, PipelineError, Quiet, Reasoning};
+use crate::engine::remote::GeneratorSpec;
 use crate::engine::{Engine, EngineError};
 use crate::hash::sha256_tagged;
 use crate::lang::EXTENSIONS;
@@ -93,7 +94,12 @@ impl ReplayReport {
     }
 }
 
-pub fn replay(root: &Path, run_id: &str) -> Result<ReplayReport, ReplayError> {
+/// Run `run_id` again, on `generator` if given, else on the generator it recorded.
+pub fn replay(
+    root: &Path,
+    run_id: &str,
+    generator: Option<GeneratorSpec>,
+) -> Result<ReplayReport, ReplayError> {
     let record = RunStore::new(root).load(run_id)?;
     let Some(refactor) = &record.refactor else {
         return Err(ReplayError::NotRefactor(run_id.to_string()));
@@ -104,13 +110,23 @@ pub fn replay(root: &Path, run_id: &str) -> Result<ReplayReport, ReplayError> {
             source,
         })?;
     let originals = restore_inputs(root, run_id, &record)?;
-    let engine = Engine::load(&recorded.options.model)?;
+    let mut options = recorded.options.clone();
+    if let Some(g) = generator {
+        options.generator = g;
+    }
+    let engine = Engine::open(&options.model, &options.generator)?;
     let weights = engine.weights_sha256()?;
     if weights != recorded.weights_sha256 {
         return Err(ReplayError::Weights {
             run: run_id.to_string(),
-            dir: engine.model.dir.display().to_string(),
-            now: weights,
+            dir: match &engine.remote {
+                Some(r) => format!("the generator server at {}", r.base),
+                None => engine.model.dir.display().to_string(),
+            },
+            now: match weights.is_empty() {
+                true => "nothing (the server reports no hash)".to_string(),
+                false => weights,
+            },
             then: recorded.weights_sha256,
         });
     }
@@ -139,7 +155,7 @@ pub fn replay(root: &Path, run_id: &str) -> Result<ReplayReport, ReplayError> {
         scratch.path(),
         &mut graph,
         &recorded.request,
-        &recorded.options,
+        &options,
         &engine,
         reasoning,
         &Quiet,

@@ -103,6 +103,9 @@ impl Default for ApplyOptions {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RunOptions {
     pub model: ModelChoice,
+    /// Where the model runs: here, or on a generator server.
+    #[serde(default)]
+    pub generator: crate::engine::remote::GeneratorSpec,
     pub build: BuildOptions,
     pub compress: CompressOptions,
     pub apply: ApplyOptions,
@@ -231,6 +234,7 @@ mod v1 {
                         device: self.model.device,
                         dtype: self.model.dtype,
                     },
+                    generator: Default::default(),
                     build: BuildOptions {
                         mode: self.mode,
                         gen_length: self.gen_length,

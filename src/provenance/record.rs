@@ -115,6 +115,13 @@ pub struct ModelUsage {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_timing: Option<StepTiming>,
+    /// The server's API base, for a model reached over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// A remote generator: how the gate's failures were healed (re-masking through the
+    /// server's denoise endpoint, or regeneration where the server has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<String>,
 }
 
 fn seed_phase<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {

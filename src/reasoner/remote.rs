@@ -1,13 +1,12 @@
 //! A chat model behind an OpenAI-compatible Chat Completions endpoint (vLLM, SGLang, llama.cpp's
-//! server, Ollama, `ouroboros serve`). Blocking HTTP with a timeout per attempt and a bounded
-//! number of retries for the failures that can pass (connection refused while a server starts,
-//! timeouts, 429 and 5xx); other HTTP errors fail at once with the server's message.
+//! server, Ollama, `ouroboros serve`), reached through [`crate::http`]'s bounded retries.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::chat::{ChatError, ChatModel, ChatReply, ChatRequest, ModelInfo};
+use crate::http::{CallError, Failure, JsonClient};
 
 /// Where the API key is read from; never from the command line, where `ps` would show it.
 pub const API_KEY_ENV: &str = "OUROBOROS_API_KEY";
@@ -15,25 +14,13 @@ pub const API_KEY_ENV: &str = "OUROBOROS_API_KEY";
 pub struct RemoteChat {
     url: String,
     model: String,
-    key: Option<String>,
-    timeout: Duration,
-    retries: usize,
-    agent: ureq::Agent,
+    http: JsonClient,
 }
 
 /// The full Chat Completions URL for what a user may pass: the API base (`http://h:8080/v1`)
 /// or the endpoint itself. `None` when it is not an http(s) URL.
 pub fn completions_url(given: &str) -> Option<String> {
-    let trimmed = given.trim().trim_end_matches('/');
-    let (scheme, rest) = trimmed.split_once("://")?;
-    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.starts_with('/') {
-        return None;
-    }
-    Some(if trimmed.ends_with("/chat/completions") {
-        trimmed.to_string()
-    } else {
-        format!("{trimmed}/chat/completions")
-    })
+    crate::http::api_base(given).map(|b| format!("{b}/chat/completions"))
 }
 
 impl RemoteChat {
@@ -45,17 +32,10 @@ impl RemoteChat {
         timeout: Duration,
         retries: usize,
     ) -> RemoteChat {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
-            .build();
         RemoteChat {
             url,
             model,
-            key,
-            timeout,
-            retries,
-            agent,
+            http: JsonClient::new(key, timeout, retries),
         }
     }
 
@@ -109,114 +89,43 @@ impl RemoteChat {
     }
 }
 
-enum Failure {
-    /// Worth another attempt.
-    Transient(ChatError),
-    Final(ChatError),
-}
-
 impl RemoteChat {
-    fn attempt(&self, body: &Value, attempts: usize) -> Result<ChatReply, Failure> {
-        let mut call = self
-            .agent
-            .post(&self.url)
-            .set("Content-Type", "application/json");
-        if let Some(key) = &self.key {
-            call = call.set("Authorization", &format!("Bearer {key}"));
-        }
-        match call.send_json(body) {
-            Ok(response) => {
-                let value: Value = response.into_json().map_err(|e| {
-                    if is_timeout(&e) {
-                        Failure::Transient(self.timed_out(attempts))
-                    } else {
-                        Failure::Final(ChatError::BadReply {
-                            url: self.url.clone(),
-                            detail: format!("not JSON: {e}"),
-                        })
-                    }
-                })?;
-                self.parse(value).map_err(Failure::Final)
-            }
-            Err(ureq::Error::Status(status, response)) => {
-                let text = response.into_string().unwrap_or_default();
-                let message = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| {
-                        v.pointer("/error/message")
-                            .or_else(|| v.get("error"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    })
-                    .unwrap_or_else(|| text.chars().take(300).collect());
+    fn error(&self, e: CallError) -> ChatError {
+        let url = self.url.clone();
+        let attempts = e.attempts;
+        match e.failure {
+            Failure::Unreachable(detail) | Failure::Unsendable(detail) => ChatError::Unreachable {
+                url,
+                attempts,
+                detail,
+            },
+            Failure::Timeout(t) => ChatError::Timeout {
+                url,
+                seconds: t.as_secs_f64(),
+                attempts,
+            },
+            Failure::NotJson(detail) => ChatError::BadReply {
+                url,
+                detail: format!("not JSON: {detail}"),
+            },
+            Failure::Status(status, message) => {
                 let hint = match status {
-                    401 | 403 if self.key.is_none() => {
+                    401 | 403 if !self.http.has_key() => {
                         " (the endpoint wants a key: set OUROBOROS_API_KEY)"
                     }
                     401 | 403 => " (check OUROBOROS_API_KEY)",
                     404 => " (--reasoner-url should be the API base, such as http://HOST:PORT/v1, or the /chat/completions URL)",
                     _ => "",
                 };
-                let e = ChatError::Http {
-                    url: self.url.clone(),
+                ChatError::Http {
+                    url,
                     status,
                     message,
                     hint,
-                };
-                if status == 429 || (500..600).contains(&status) {
-                    Err(Failure::Transient(e))
-                } else {
-                    Err(Failure::Final(e))
-                }
-            }
-            Err(ureq::Error::Transport(t)) => {
-                if t.kind() == ureq::ErrorKind::Io && transport_timed_out(&t) {
-                    Err(Failure::Transient(self.timed_out(attempts)))
-                } else if matches!(
-                    t.kind(),
-                    ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns | ureq::ErrorKind::Io
-                ) {
-                    Err(Failure::Transient(ChatError::Unreachable {
-                        url: self.url.clone(),
-                        attempts,
-                        detail: t.to_string(),
-                    }))
-                } else {
-                    Err(Failure::Final(ChatError::Unreachable {
-                        url: self.url.clone(),
-                        attempts,
-                        detail: t.to_string(),
-                    }))
                 }
             }
         }
     }
-
-    fn timed_out(&self, attempts: usize) -> ChatError {
-        ChatError::Timeout {
-            url: self.url.clone(),
-            seconds: self.timeout.as_secs_f64(),
-            attempts,
-        }
-    }
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    )
-}
-
-fn transport_timed_out(t: &ureq::Transport) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return is_timeout(io);
-        }
-        source = s.source();
-    }
-    false
 }
 
 impl ChatModel for RemoteChat {
@@ -231,21 +140,11 @@ impl ChatModel for RemoteChat {
     }
 
     fn complete(&mut self, request: &ChatRequest) -> Result<ChatReply, ChatError> {
-        let body = self.body(request);
-        let mut attempt = 1;
-        loop {
-            match self.attempt(&body, attempt) {
-                Ok(reply) => return Ok(reply),
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Transient(e)) if attempt > self.retries => return Err(e),
-                Err(Failure::Transient(_)) => {
-                    // Exponential back-off: 0.5 s, 1 s, 2 s, ... capped at 8 s.
-                    let wait = 0.5 * 2f64.powi(attempt as i32 - 1);
-                    std::thread::sleep(Duration::from_secs_f64(wait.min(8.0)));
-                    attempt += 1;
-                }
-            }
-        }
+        let reply = self
+            .http
+            .post(&self.url, &self.body(request))
+            .map_err(|e| self.error(e))?;
+        self.parse(reply)
     }
 }
 

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use super::chat::{content_text, max_tokens, number_in};
 use super::{bad_request, internal, ApiError, Backend, Route};
-use crate::diffusion::{generate_batch, CacheMode, Canvas, GenerateConfig, GenerateError};
+use crate::diffusion::{
+    generate_batch, CacheMode, Canvas, EosPolicy, GenerateConfig, GenerateError, Generation,
+};
 use crate::engine::{Engine, SamplingOptions};
 
 /// The most tokens one request may ask to generate.
@@ -33,6 +35,12 @@ const COMPLETION_FIELDS: &[&str] = &[
     "cache",
     "stream",
     "n",
+    "top_k",
+    "alg_temp",
+    "eps",
+    "factor",
+    "eos",
+    "details",
 ];
 const CHAT_FIELDS: &[&str] = &[
     "model",
@@ -50,6 +58,12 @@ const CHAT_FIELDS: &[&str] = &[
     "cache",
     "stream",
     "n",
+    "top_k",
+    "alg_temp",
+    "eps",
+    "factor",
+    "eos",
+    "details",
 ];
 const DENOISE_FIELDS: &[&str] = &[
     "model",
@@ -62,6 +76,29 @@ const DENOISE_FIELDS: &[&str] = &[
     "seed",
     "threshold",
     "cache",
+    "span",
+    "block_length",
+    "top_k",
+    "alg_temp",
+    "eps",
+    "factor",
+    "eos",
+    "details",
+];
+
+/// Ouroboros's own request fields, refused with `--openai-only`.
+const EXTENSION_FIELDS: &[&str] = &[
+    "steps",
+    "block_length",
+    "sampler",
+    "threshold",
+    "cache",
+    "top_k",
+    "alg_temp",
+    "eps",
+    "factor",
+    "eos",
+    "details",
 ];
 
 pub struct DiffusionBackend {
@@ -69,16 +106,64 @@ pub struct DiffusionBackend {
     name: String,
     weights: String,
     served: u64,
+    /// `None`: only the standard OpenAI routes and fields (`--openai-only`).
+    checkpoint: Option<Value>,
 }
 
+/// The checkpoint files a client needs to build the canvases this server builds: the
+/// tokenizer, the chat template and the settings `generate` reads. Never the weights.
+pub const CHECKPOINT_FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+];
+
 impl DiffusionBackend {
-    pub fn new(engine: Engine, name: String, weights_sha256: String) -> DiffusionBackend {
-        DiffusionBackend {
+    pub fn new(
+        engine: Engine,
+        name: String,
+        weights_sha256: String,
+    ) -> std::io::Result<DiffusionBackend> {
+        let mut files = serde_json::Map::new();
+        for f in CHECKPOINT_FILES {
+            let path = engine.model.dir.join(f);
+            if path.is_file() {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                files.insert(f.to_string(), Value::String(text));
+            }
+        }
+        let checkpoint = json!({
+            "object": "ouroboros.checkpoint",
+            "model": name,
+            "weights_sha256": weights_sha256,
+            "family": engine.model.family.name(),
+            "context": engine.model.max_positions(),
+            "parameters": engine.model.params,
+            "manifest": engine.manifest,
+            "files": files,
+        });
+        Ok(DiffusionBackend {
             engine,
             name,
             weights: weights_sha256,
             served: 0,
+            checkpoint: Some(checkpoint),
+        })
+    }
+
+    /// Only the standard routes and fields, as another OpenAI-compatible engine has.
+    pub fn openai_only(self) -> DiffusionBackend {
+        DiffusionBackend {
+            checkpoint: None,
+            ..self
         }
+    }
+
+    fn native(&self) -> bool {
+        self.checkpoint.is_some()
     }
 }
 
@@ -91,6 +176,8 @@ struct Prepared {
     stop: Vec<String>,
     /// Infilling: the span ends at its first end marker.
     infill: bool,
+    /// Answer with the canvas and the generation's trace too (`"details": true`).
+    details: bool,
 }
 
 fn unknown_fields(req: &Value, known: &[&str]) -> Result<(), ApiError> {
@@ -130,6 +217,36 @@ where
             .map_err(|e| bad_request(format!("{field}: {e}"))),
         Some(v) => Err(bad_request(format!("{field} {v}: must be a string"))),
     }
+}
+
+/// `details`: a boolean, default false.
+fn details(req: &Value) -> Result<bool, ApiError> {
+    match req.get("details") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(bad_request(format!("details {v}: must be true or false"))),
+    }
+}
+
+/// What `"details": true` adds to an answer: the denoised canvas (the fixed text around the
+/// span shows which canvas the server built) and the generation's trace, so a client can
+/// record it and repair the span later through `/v1/ouroboros/denoise`.
+fn trace(out: &Generation) -> Value {
+    json!({
+        "canvas": {
+            "tokens": out.canvas.tokens,
+            "span": [out.canvas.span.start, out.canvas.span.end],
+        },
+        "generation": {
+            "forward_passes": out.forward_passes,
+            "step_ms": out.step_ms,
+            "schedule": out.schedule,
+            "confidence": out.confidence,
+            "kv_bytes": out.kv_bytes,
+            "unfilled": out.unfilled,
+            "seconds": out.seconds,
+        },
+    })
 }
 
 /// `stop`: a string or a list of at most 4 strings.
@@ -177,15 +294,35 @@ impl DiffusionBackend {
                 .as_u64()
                 .ok_or_else(|| bad_request(format!("seed {v}: must be a whole number")))?,
         };
+        let positive = |field: &str| -> Result<Option<f64>, ApiError> {
+            match req.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|x| *x > 0.0 && x.is_finite())
+                    .map(Some)
+                    .ok_or_else(|| bad_request(format!("{field} {v}: must be a positive number"))),
+            }
+        };
+        let defaults = SamplingOptions::default();
+        let eps = positive("eps")?.unwrap_or(defaults.eps);
+        if eps >= 1.0 {
+            return Err(bad_request(format!("eps {eps}: must be below 1")));
+        }
         Ok(SamplingOptions {
             steps: optional_count(req, "steps")?,
             sampler: optional_parse(req, "sampler")?,
             temperature,
             top_p,
+            top_k: optional_count(req, "top_k")?,
+            alg_temp: positive("alg_temp")?,
+            eps,
             threshold,
+            factor: positive("factor")?,
             cache: optional_parse::<CacheMode>(req, "cache")?.unwrap_or_default(),
+            eos: optional_parse::<EosPolicy>(req, "eos")?.unwrap_or(defaults.eos),
             seed,
-            ..SamplingOptions::default()
+            ..defaults
         })
     }
 
@@ -195,6 +332,16 @@ impl DiffusionBackend {
         }
         if req.get("n").is_some_and(|n| n.as_u64() != Some(1)) {
             return Err(bad_request("n: only 1 is supported"));
+        }
+        if !self.native() {
+            let extension = req
+                .as_object()
+                .and_then(|o| o.keys().find(|k| EXTENSION_FIELDS.contains(&k.as_str())));
+            if let Some(k) = extension {
+                return Err(bad_request(format!(
+                    "unknown field {k:?} (this server takes the standard OpenAI fields only)"
+                )));
+            }
         }
         let model = &self.engine.model;
         let codec = &model.codec;
@@ -222,6 +369,7 @@ impl DiffusionBackend {
                 (self.chat_prompt(req)?, None)
             }
             Route::Denoise => return self.prepare_denoise(req),
+            Route::Loss => return Err(bad_request("a loss is not a generation")),
         };
         let gen = match req.get("max_tokens").or(req.get("max_completion_tokens")) {
             Some(_) => Some(max_tokens(req, 0, MAX_TOKENS)?),
@@ -245,7 +393,17 @@ impl DiffusionBackend {
                     model.mask_id,
                 )
             }
-            None => Canvas::for_prompt(&before, cfg.gen_length, model.mask_id),
+            // A prompt too long for the window loses its beginning, as in-process runs cut it.
+            None => {
+                let keep = before
+                    .len()
+                    .min(model.max_positions().saturating_sub(cfg.gen_length));
+                Canvas::for_prompt(
+                    &before[before.len() - keep..],
+                    cfg.gen_length,
+                    model.mask_id,
+                )
+            }
         };
         Ok(Prepared {
             route,
@@ -254,6 +412,7 @@ impl DiffusionBackend {
             cfg,
             stop: stops(req)?,
             infill: suffix.is_some(),
+            details: details(req)?,
         })
     }
 
@@ -327,23 +486,40 @@ impl DiffusionBackend {
         for &p in &positions {
             tokens[p] = model.mask_id;
         }
-        let span = last + 1 - first;
+        let span = match req.get("span") {
+            None | Some(Value::Null) => first..last + 1,
+            Some(v) => match v.as_array().map(|a| a.iter().map(Value::as_u64).collect::<Vec<_>>()) {
+                Some(ends) if ends.len() == 2 => match (ends[0], ends[1]) {
+                    (Some(a), Some(b))
+                        if a as usize <= first && last < b as usize && b as usize <= tokens.len() =>
+                    {
+                        a as usize..b as usize
+                    }
+                    _ => {
+                        return Err(bad_request(format!(
+                            "span {v}: [start, end) must hold every position and end within the {} tokens",
+                            tokens.len()
+                        )))
+                    }
+                },
+                _ => return Err(bad_request(format!("span {v}: must be [start, end]"))),
+            },
+        };
         let mut sampling = self.sampling(req)?;
-        sampling.steps = Some(sampling.steps.unwrap_or(positions.len()).min(span));
+        sampling.steps = Some(sampling.steps.unwrap_or(positions.len()).min(span.len()));
+        let block = optional_count(req, "block_length")?.unwrap_or(span.len());
         let cfg = self
             .engine
-            .config(&sampling, Some(span), Some(span))
+            .config(&sampling, Some(span.len()), Some(block))
             .map_err(|e| bad_request(e.to_string()))?;
         Ok(Prepared {
             route: Route::Denoise,
             prompt_tokens: tokens.len() - positions.len(),
-            canvas: Canvas {
-                tokens,
-                span: first..last + 1,
-            },
+            canvas: Canvas { tokens, span },
             cfg,
             stop: Vec::new(),
             infill: true,
+            details: details(req)?,
         })
     }
 
@@ -363,6 +539,12 @@ impl DiffusionBackend {
             "block_length": p.cfg.block_length,
             "weights_sha256": self.weights,
         });
+        let mut extension = extension;
+        if p.details {
+            if let (Some(e), Some(t)) = (extension.as_object_mut(), trace(&out).as_object()) {
+                e.extend(t.clone());
+            }
+        }
         if p.route == Route::Denoise {
             let positions: Vec<usize> = p
                 .canvas
@@ -425,6 +607,55 @@ impl DiffusionBackend {
     }
 }
 
+impl DiffusionBackend {
+    /// `/v1/ouroboros/loss`: the mean cross-entropy of `targets` at `positions` of `tokens`
+    /// (masked there), as the context scorer computes it in-process.
+    fn loss(&mut self, req: &Value) -> Result<Value, ApiError> {
+        unknown_fields(req, &["model", "tokens", "positions", "targets"])?;
+        let model = &self.engine.model;
+        let list = |field: &str, bound: usize| -> Result<Vec<usize>, ApiError> {
+            let items = req.get(field).and_then(Value::as_array).ok_or_else(|| {
+                bad_request(format!("\"{field}\" must be a list of whole numbers"))
+            })?;
+            items
+                .iter()
+                .map(|v| {
+                    v.as_u64()
+                        .map(|n| n as usize)
+                        .filter(|&n| n < bound)
+                        .ok_or_else(|| {
+                            bad_request(format!("{field}: {v} is not a whole number below {bound}"))
+                        })
+                })
+                .collect()
+        };
+        let tokens: Vec<u32> = list("tokens", model.vocab_rows)?
+            .into_iter()
+            .map(|t| t as u32)
+            .collect();
+        if tokens.is_empty() || tokens.len() > model.max_positions() {
+            return Err(bad_request(format!(
+                "tokens: from 1 to {} of them (the model's context)",
+                model.max_positions()
+            )));
+        }
+        let positions = list("positions", tokens.len())?;
+        let targets: Vec<u32> = list("targets", model.vocab_rows)?
+            .into_iter()
+            .map(|t| t as u32)
+            .collect();
+        if positions.is_empty() || positions.len() != targets.len() {
+            return Err(bad_request(
+                "positions and targets: as many of each, at least one",
+            ));
+        }
+        let loss = crate::compressor::masked_loss(model, &tokens, &positions, &targets)
+            .map_err(|e| internal("computing a loss", &e))?;
+        self.served += 1;
+        Ok(json!({"object": "ouroboros.loss", "model": self.name, "loss": loss}))
+    }
+}
+
 fn generation_error(e: GenerateError) -> ApiError {
     match e {
         GenerateError::Model(m) => internal("while generating", &m),
@@ -438,7 +669,15 @@ impl Backend for DiffusionBackend {
     }
 
     fn routes(&self) -> &'static [Route] {
-        &[Route::Completions, Route::ChatCompletions, Route::Denoise]
+        match self.native() {
+            true => &[
+                Route::Completions,
+                Route::ChatCompletions,
+                Route::Denoise,
+                Route::Loss,
+            ],
+            false => &[Route::Completions, Route::ChatCompletions],
+        }
     }
 
     fn describe(&self) -> Value {
@@ -452,14 +691,28 @@ impl Backend for DiffusionBackend {
         })
     }
 
+    fn checkpoint(&self) -> Option<Value> {
+        self.checkpoint.clone()
+    }
+
     fn handle(&mut self, route: Route, request: &Value) -> Result<Value, ApiError> {
         self.handle_many(&[(route, request)])
             .pop()
             .expect("one answer per request")
     }
 
-    /// Every request checked, then the valid ones denoised in one batch.
+    /// Every request checked, then the valid ones denoised in one batch (losses, one pass
+    /// each, are answered alone).
     fn handle_many(&mut self, jobs: &[(Route, &Value)]) -> Vec<Result<Value, ApiError>> {
+        if jobs.iter().any(|(r, _)| *r == Route::Loss) {
+            return jobs
+                .iter()
+                .map(|(r, v)| match r {
+                    Route::Loss => self.loss(v),
+                    _ => self.handle_many(&[(*r, v)]).remove(0),
+                })
+                .collect();
+        }
         let prepared: Vec<Result<Prepared, ApiError>> =
             jobs.iter().map(|(r, v)| self.prepare(*r, v)).collect();
         let ready: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 pub use chat::ChatBackend;
-pub use diffusion::DiffusionBackend;
+pub use diffusion::{DiffusionBackend, CHECKPOINT_FILES};
 
 /// The most requests the worker takes from the queue at once (a diffusion backend denoises
 /// them in one batch).
@@ -94,12 +94,16 @@ pub fn internal(what: &str, e: &dyn std::error::Error) -> ApiError {
     }
 }
 
+/// Where a diffusion server describes its checkpoint.
+pub const CHECKPOINT: &str = "/v1/ouroboros/checkpoint";
+
 /// The POST routes a model may answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     ChatCompletions,
     Completions,
     Denoise,
+    Loss,
 }
 
 impl Route {
@@ -108,6 +112,7 @@ impl Route {
             Route::ChatCompletions => "/v1/chat/completions",
             Route::Completions => "/v1/completions",
             Route::Denoise => "/v1/ouroboros/denoise",
+            Route::Loss => "/v1/ouroboros/loss",
         }
     }
 }
@@ -121,6 +126,11 @@ pub trait Backend: Send + 'static {
     /// Extra fields for its `/v1/models` entry.
     fn describe(&self) -> Value {
         json!({})
+    }
+    /// What `GET /v1/ouroboros/checkpoint` answers: the checkpoint's settings and tokenizer,
+    /// for clients that build canvases themselves. `None`: the route does not exist.
+    fn checkpoint(&self) -> Option<Value> {
+        None
     }
     fn handle(&mut self, route: Route, request: &Value) -> Result<Value, ApiError>;
     /// Several requests that waited together; by default one after the other.
@@ -139,6 +149,7 @@ struct Shared {
     name: String,
     routes: &'static [Route],
     describe: Value,
+    checkpoint: Option<Value>,
     key: Option<String>,
     limits: Limits,
     jobs: std::sync::mpsc::SyncSender<Job>,
@@ -157,6 +168,7 @@ pub fn serve(
         name: backend.name().to_string(),
         routes: backend.routes(),
         describe: backend.describe(),
+        checkpoint: backend.checkpoint(),
         key,
         limits,
         jobs,
@@ -260,9 +272,14 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Value, ApiErro
     }
     let path = req.uri().path().trim_end_matches('/').to_string();
     let method = req.method().clone();
-    let post = [Route::ChatCompletions, Route::Completions, Route::Denoise]
-        .into_iter()
-        .find(|r| r.path() == path && shared.routes.contains(r));
+    let post = [
+        Route::ChatCompletions,
+        Route::Completions,
+        Route::Denoise,
+        Route::Loss,
+    ]
+    .into_iter()
+    .find(|r| r.path() == path && shared.routes.contains(r));
     match (&method, path.as_str(), post) {
         (&Method::GET, "/health", _) => Ok(json!({"status": "ok"})),
         (&Method::GET, "/v1/models", _) => {
@@ -271,6 +288,9 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Value, ApiErro
                 e.extend(extra.clone());
             }
             Ok(json!({"object": "list", "data": [entry]}))
+        }
+        (&Method::GET, CHECKPOINT, _) if shared.checkpoint.is_some() => {
+            Ok(shared.checkpoint.clone().unwrap_or_default())
         }
         (&Method::POST, _, Some(route)) => {
             let request = body_json(shared, req).await?;
@@ -283,7 +303,10 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<Value, ApiErro
             message: format!("{method} is not allowed on {path}"),
         }),
         _ => {
-            let routes: Vec<&str> = shared.routes.iter().map(|r| r.path()).collect();
+            let mut routes: Vec<&str> = shared.routes.iter().map(|r| r.path()).collect();
+            if shared.checkpoint.is_some() {
+                routes.push(CHECKPOINT);
+            }
             Err(ApiError {
                 status: 404,
                 kind: "invalid_request_error",

@@ -111,7 +111,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     };
     let mut scorers = ScorerSet::open(
         &args.scorers,
-        model,
+        &engine,
         weights,
         args.scorer_model.as_deref(),
         &root,

@@ -18,6 +18,10 @@ use crate::diffusion::{
 };
 use crate::models::{self, Manifest, ResolveError};
 
+pub mod remote;
+
+use remote::{GeneratorKind, GeneratorSpec, RemoteError, RemoteGenerator, ServedCheckpoint};
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -44,6 +48,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     #[error(
         "{0}: no chat_template: instruct mode needs an instruct checkpoint (use --mode infill)"
     )]
@@ -239,6 +245,10 @@ pub struct Engine {
     pub model: DiffusionLm,
     pub manifest: Option<Manifest>,
     pub device: DeviceSpec,
+    /// `--generator remote`: the server that denoises; `model` then has no weights here.
+    pub remote: Option<RemoteGenerator>,
+    /// The served checkpoint's files, written here for `model` to read; removed on drop.
+    _served: Option<tempfile::TempDir>,
 }
 
 impl Engine {
@@ -265,11 +275,71 @@ impl Engine {
             model,
             manifest: resolved.manifest,
             device: choice.device,
+            remote: None,
+            _served: None,
         })
     }
 
-    /// The weights' identity (see [`crate::checkpoint::weights_sha256`]).
+    /// The generator `spec` asks for: [`Engine::load`] for a local one; for a remote one, the
+    /// server's own checkpoint description (`ouroboros serve`), or else `choice`'s tokenizer
+    /// and settings without its weights (another engine answers in text).
+    pub fn open(choice: &ModelChoice, spec: &GeneratorSpec) -> Result<Engine, EngineError> {
+        if spec.kind == GeneratorKind::Local {
+            spec.check()?;
+            return Engine::load(choice);
+        }
+        let key = std::env::var(remote::API_KEY_ENV)
+            .ok()
+            .filter(|k| !k.is_empty());
+        let (remote, served) = RemoteGenerator::connect(spec, key)?;
+        let (dir, manifest, params, files, reference) = match served {
+            Some(c) => {
+                let reference = format!("{} at {}", c.model, remote.base);
+                let files = write_served(&c)?;
+                (
+                    files.path().to_path_buf(),
+                    c.manifest,
+                    c.parameters,
+                    Some(files),
+                    reference,
+                )
+            }
+            None => {
+                let reference = match &choice.model {
+                    Some(m) => m.clone(),
+                    None => models::default_reference()?,
+                };
+                let resolved = models::resolve(&reference)?;
+                (resolved.dir, resolved.manifest, 0, None, reference)
+            }
+        };
+        let overrides = manifest.as_ref().map(|m| m.overrides()).unwrap_or_default();
+        // Another engine that does not say its context gets the common 4096.
+        let served = crate::diffusion::Served {
+            context: remote.context.unwrap_or(4096),
+            params,
+        };
+        let mut model =
+            DiffusionLm::describe(&dir, &overrides, &served).map_err(|e| EngineError::Load {
+                reference,
+                source: Box::new(e),
+            })?;
+        model.name = remote.model.clone();
+        Ok(Engine {
+            model,
+            manifest,
+            device: DeviceSpec::Cpu,
+            remote: Some(remote),
+            _served: files,
+        })
+    }
+
+    /// The weights' identity (see [`crate::checkpoint::weights_sha256`]); for a remote
+    /// generator, what its server reports (empty when it reports nothing).
     pub fn weights_sha256(&self) -> Result<String, EngineError> {
+        if let Some(r) = &self.remote {
+            return Ok(r.weights.clone());
+        }
         crate::checkpoint::weights_sha256(&self.model.shards).map_err(|source| EngineError::Hash {
             dir: self.model.dir.display().to_string(),
             source,
@@ -392,6 +462,26 @@ impl Engine {
             }),
         }
     }
+}
+
+/// The served checkpoint's files in a fresh temporary directory.
+fn write_served(c: &ServedCheckpoint) -> Result<tempfile::TempDir, RemoteError> {
+    let files = |source| RemoteError::Files {
+        dir: std::env::temp_dir().display().to_string(),
+        source,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("ouroboros-served-")
+        .tempdir()
+        .map_err(files)?;
+    for (name, text) in &c.files {
+        // Names come from the server: only the plain file names it is meant to send.
+        if !crate::serve::CHECKPOINT_FILES.contains(&name.as_str()) {
+            continue;
+        }
+        std::fs::write(dir.path().join(name), text).map_err(files)?;
+    }
+    Ok(dir)
 }
 
 #[cfg(test)]
