@@ -360,7 +360,7 @@ fn bad_generator_flags_and_servers_are_named() {
             "--generator-url",
             "http://127.0.0.1:9/v1",
         ]),
-        &[("OUROBOROS_OFFLINE", "true")],
+        &[("OUROBOROS_OFFLINE", "1")],
         2,
         &["--offline", "--generator remote"],
     );
@@ -402,4 +402,58 @@ fn bad_generator_flags_and_servers_are_named() {
         2,
         &["serves [tiny]", "--generator-model gpt-4"],
     );
+}
+
+/// `bench humaneval` with the canvases denoised by the server (batched as it batches
+/// concurrent clients): every completion the in-process one. `bench speed` times this process
+/// only, and says so.
+#[test]
+fn bench_denoises_through_the_server() {
+    let server = Served::start(&[], None);
+    let dir = tempfile::tempdir().unwrap();
+    let bench = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "bench",
+            "humaneval",
+            "--problems",
+            "3",
+            "--gen-length",
+            "32",
+            "--steps",
+            "8",
+            "--batch",
+            "3",
+            "-o",
+            "jsonl",
+            "--samples-out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        let o = run(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let row: Value = serde_json::from_slice(&o.stdout).unwrap();
+        (row, std::fs::read_to_string(dir.path().join(out)).unwrap())
+    };
+    let (here, here_samples) = bench(&[], "here.jsonl");
+    let (far, far_samples) = bench(
+        &["--generator", "remote", "--generator-url", &server.base],
+        "far.jsonl",
+    );
+    assert_eq!(here_samples.lines().count(), 3);
+    assert_eq!(here_samples, far_samples);
+    assert_eq!(here["forwards"], far["forwards"]);
+    assert_eq!(far["backend"], format!("remote {}", server.base));
+    let o = run(
+        dir.path(),
+        &[
+            "bench",
+            "speed",
+            "--generator",
+            "remote",
+            "--generator-url",
+            &server.base,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("serve_load.py"), "{}", text(&o));
 }

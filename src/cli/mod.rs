@@ -44,9 +44,16 @@ pub mod exit {
     about = "Refactor code with a local masked-diffusion model; invalid code never reaches disk."
 )]
 pub struct Cli {
-    /// Refuse anything that would use the network (a remote reasoner, a Neo4j server,
-    /// `models pull`), with an error naming it. Also set by OUROBOROS_OFFLINE=1.
-    #[arg(long, global = true, env = "OUROBOROS_OFFLINE")]
+    /// Refuse anything that would use the network (a remote reasoner or generator, a Neo4j
+    /// server, `models pull`), with an error naming it. Also set by OUROBOROS_OFFLINE=1 (or
+    /// true, yes, on).
+    #[arg(
+        long,
+        global = true,
+        env = "OUROBOROS_OFFLINE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
     pub offline: bool,
     #[command(subcommand)]
     pub command: Command,

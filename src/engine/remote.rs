@@ -404,6 +404,31 @@ impl RemoteGenerator {
             })
     }
 
+    /// Denoise whole canvases (`ouroboros serve` only), all sent at once so the server
+    /// batches them as it batches concurrent clients; answers in order.
+    pub fn denoise_many(
+        &self,
+        jobs: &[(Canvas, GenerateConfig)],
+        mask: u32,
+    ) -> Result<Vec<Generation>, RemoteError> {
+        if !self.native {
+            return Err(RemoteError::NoRoute {
+                url: self.base.clone(),
+                what: "denoising whole canvases (bench)",
+            });
+        }
+        std::thread::scope(|s| {
+            let calls: Vec<_> = jobs
+                .iter()
+                .map(|(canvas, cfg)| s.spawn(move || self.denoise(canvas, mask, cfg)))
+                .collect();
+            calls
+                .into_iter()
+                .map(|c| c.join().expect("a denoise call does not panic"))
+                .collect()
+        })
+    }
+
     fn answer(
         &self,
         path: &str,

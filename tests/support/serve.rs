@@ -18,6 +18,15 @@ pub struct Served {
 impl Served {
     /// `ouroboros serve --port 0 ARGS`, with `key` (if any) as its API key.
     pub fn start(args: &[&str], key: Option<&str>) -> Served {
+        let env: Vec<(&str, &str)> = key
+            .map(|k| ("OUROBOROS_SERVE_API_KEY", k))
+            .into_iter()
+            .collect();
+        Served::start_env(args, &env)
+    }
+
+    /// `ouroboros serve --port 0 ARGS` with these environment variables set.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Served {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ouroboros"));
         cmd.args(["serve", "--port", "0"])
             .args(args)
@@ -26,8 +35,8 @@ impl Served {
             .stderr(Stdio::null())
             .env_remove("OUROBOROS_MODEL")
             .env_remove("OUROBOROS_SERVE_API_KEY");
-        if let Some(k) = key {
-            cmd.env("OUROBOROS_SERVE_API_KEY", k);
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
         let mut line = String::new();

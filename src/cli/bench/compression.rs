@@ -83,7 +83,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         bail!("--budgets: percentages must be in 1..=100");
     }
     crate::compressor::check_flags(&args.scorers, args.scorer_model.as_deref())?;
-    let engine = args.common.model.load()?;
+    let engine = args.common.open()?;
     let model = &engine.model;
     let mut store = SqliteStore::open(&librarian::default_db(&root))?;
     librarian::index(

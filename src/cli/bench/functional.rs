@@ -158,7 +158,7 @@ pub fn run(bench: Benchmark, args: &Args) -> anyhow::Result<Report> {
         report.push(&meta, row);
         return Ok(report);
     }
-    let engine = args.common.model.load()?;
+    let engine = args.common.open()?;
     let framing = framing(&engine, args)?;
     let thresholds = thresholds(&args.threshold)?;
     let mut out = match &args.samples_out {
@@ -402,8 +402,11 @@ fn generate_chunk(
         first_cfg.get_or_insert_with(|| cfg.clone());
         jobs.push((canvas, cfg));
     }
-    let outs = generate_batch(model, jobs, |_, _| {})
-        .with_context(|| ctx.problems[chunk[0].problem].task_id.to_string())?;
+    let outs = match &ctx.engine.remote {
+        Some(r) => r.denoise_many(&jobs, model.mask_id)?,
+        None => generate_batch(model, jobs, |_, _| {})
+            .with_context(|| ctx.problems[chunk[0].problem].task_id.to_string())?,
+    };
     let sampled = outs
         .into_iter()
         .zip(truncated)

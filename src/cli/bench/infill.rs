@@ -160,7 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
                 }),
         })
         .collect::<anyhow::Result<_>>()?;
-    let engine = args.common.model.load()?;
+    let engine = args.common.open()?;
     let targets = targets(&engine, args)?;
     let mut report = Report::new(&COLUMNS);
     report.note = format!(
@@ -204,7 +204,7 @@ fn curve_point(
         cache,
     } = *point;
     let model = &engine.model;
-    let builder = Builder::new(model);
+    let builder = Builder::for_engine(engine);
     let gate = Gate::default();
     let kind = Language::Python.default_kind();
     let (mut first, mut healed, mut acc, mut tok_s) = (0usize, 0usize, Vec::new(), Vec::new());

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use super::exit;
 use super::gen_opts::ModelArgs;
+use super::generator_opts::GeneratorArgs;
 use crate::device::dtype_name;
 use crate::engine::Engine;
 use crate::evals::data::Benchmark;
@@ -59,14 +60,24 @@ pub struct Common {
     pub output: Format,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
 }
 
 impl Common {
+    /// The model, here or on the generator server.
+    fn open(&self) -> anyhow::Result<Engine> {
+        self.generator.open(&self.model.choice())
+    }
+
     fn meta(engine: &Engine) -> RowMeta {
         RowMeta {
             model: engine.model.name.clone(),
             params: engine.model.params,
-            backend: engine.device.to_string(),
+            backend: match &engine.remote {
+                Some(r) => format!("remote {}", r.base),
+                None => engine.device.to_string(),
+            },
             dtype: dtype_name(engine.model.dtype).into(),
         }
     }

@@ -115,6 +115,11 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     }
     let thresholds = optional(&args.threshold, super::super::gen_opts::parse_threshold)?;
     let factors = optional(&args.factor, super::super::gen_opts::parse_factor)?;
+    if args.common.generator.generator.is_some() {
+        anyhow::bail!(
+            "--generator: bench speed times the engine in this process; a served model is timed with benches/serve_load.py"
+        );
+    }
     let engine = args.common.model.load()?;
     let meta = Common::meta(&engine);
     let mut report = Report::new(&COLUMNS);
