@@ -213,6 +213,11 @@ fn another_server_falls_back_to_regeneration() {
     ];
     let far = run(dir.path(), &remote(&server, &args));
     assert_eq!(far.status.code(), Some(1), "{}", text(&far));
+    assert!(
+        text(&far).contains("only the standard OpenAI fields"),
+        "{}",
+        text(&far)
+    );
     let r = record(dir.path(), &run_id(&far));
     let actions: Vec<&str> = r["attempts"]
         .as_array()

@@ -51,6 +51,10 @@ impl GeneratorArgs {
 
     /// The engine: `choice` loaded here, or the remote server's checkpoint.
     pub fn open(&self, choice: &ModelChoice) -> anyhow::Result<Engine> {
-        Ok(Engine::open(choice, &self.spec()?)?)
+        let engine = Engine::open(choice, &self.spec()?)?;
+        if let Some(note) = engine.remote.as_ref().and_then(|r| r.notice()) {
+            eprintln!("warning: {note}");
+        }
+        Ok(engine)
     }
 }

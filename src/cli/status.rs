@@ -84,12 +84,19 @@ pub(crate) fn render(r: &RunRecord) -> String {
                 m.tokens_used.to_string(),
                 format!("{:.1}", m.duration_ms),
                 opt(m.num_steps.map(|s| s.to_string())),
-                opt(m.device.clone()),
+                opt(m.endpoint.clone().or(m.device.clone())),
                 opt(m.dtype.clone()),
                 opt(m.seed.map(|s| s.to_string())),
             ]);
         }
         out.push_str(&format!("\nmodels\n{t}\n"));
+        let served = r.models_used.iter().find(|m| m.repair.is_some());
+        if let (Some(m), Some(repair)) = (served, served.and_then(|m| m.repair.as_ref())) {
+            out.push_str(&format!(
+                "generator server: {} (repair: {repair})\n",
+                m.endpoint.as_deref().unwrap_or("-")
+            ));
+        }
     }
     if r.safety_checks.is_empty() {
         out.push_str("\nsafety checks: none\n");

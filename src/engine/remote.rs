@@ -230,6 +230,16 @@ impl RemoteGenerator {
         Ok((remote, checkpoint))
     }
 
+    /// What a user should know before a run on this server, if anything.
+    pub fn notice(&self) -> Option<String> {
+        (!self.native).then(|| {
+            format!(
+                "{} is not `ouroboros serve`: only the standard OpenAI fields are sent (its own steps, sampler and cache apply), and failures are regenerated rather than repaired",
+                self.base
+            )
+        })
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
