@@ -136,6 +136,7 @@ fn config(c: &serde_json::Value, cache: CacheMode) -> Option<GenerateConfig> {
         cache,
         eos: EosPolicy::Allow,
         seed: 0,
+        sub_block: None,
     })
 }
 

@@ -45,6 +45,7 @@ fn config(sampler: SamplerKind, temperature: f64, seed: u64) -> GenerateConfig {
         cache: CacheMode::None,
         eos: EosPolicy::Allow,
         seed,
+        sub_block: None,
     }
 }
 

@@ -109,6 +109,7 @@ fn case(c: &serde_json::Value) -> Case {
             cache,
             eos: EosPolicy::Allow,
             seed: 0,
+            sub_block: None,
         },
         prompt: ids("prompt_ids"),
         expected: ids("output_ids"),

@@ -229,7 +229,7 @@ fn another_server_falls_back_to_regeneration() {
         actions,
         ["generate", "regenerate", "regenerate", "regenerate"]
     );
-    assert!(r["attempts"][1]["errors"].as_array().unwrap().len() > 0);
+    assert!(!r["attempts"][1]["errors"].as_array().unwrap().is_empty());
     let g = generator_entry(&r);
     assert!(
         g["repair"].as_str().unwrap().starts_with("regeneration"),

@@ -118,6 +118,7 @@ fn config(c: &serde_json::Value, cache: CacheMode) -> Option<GenerateConfig> {
         cache,
         eos: EosPolicy::Allow,
         seed: 0,
+        sub_block: None,
     })
 }
 
@@ -195,6 +196,7 @@ fn the_span_is_rounded_up_to_a_whole_block() {
         cache: CacheMode::Prefix,
         eos: EosPolicy::Suppress,
         seed: 0,
+        sub_block: None,
     };
     // A prompt of 5 ends one position into its second block: 8 more tokens reach position 13,
     // inside the fourth block, which is decoded whole.

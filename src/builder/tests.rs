@@ -33,6 +33,7 @@ fn cfg(steps: usize) -> GenerateConfig {
         cache: CacheMode::None,
         eos: EosPolicy::Allow,
         seed: 0,
+        sub_block: None,
     }
 }
 

@@ -79,6 +79,10 @@ pub struct SamplingArgs {
     pub eos: EosPolicy,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Fast-dLLM v2: decode each block in sub-blocks of N positions, left to right (default 8;
+    /// must divide the block length).
+    #[arg(long, value_name = "N")]
+    pub sub_block: Option<usize>,
 }
 
 impl SamplingArgs {
@@ -106,6 +110,7 @@ impl SamplingArgs {
             cache: self.cache.unwrap_or_default(),
             eos: self.eos,
             seed: self.seed,
+            sub_block: self.sub_block,
         }
     }
 }

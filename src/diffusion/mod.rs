@@ -8,6 +8,7 @@ pub mod cache;
 mod check;
 mod dense;
 pub mod dream;
+pub mod fast_dllm;
 pub mod generate;
 mod layers;
 pub mod llada;

@@ -11,7 +11,7 @@ use super::cache::{Pass, Segment, Visibility};
 use super::layers::gather_rows;
 use super::tokenizer::{TextCodec, TokenizerError};
 use super::weights::MappedWeights;
-use super::{a2d, dream, llada, sdar};
+use super::{a2d, dream, fast_dllm, llada, sdar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -22,6 +22,9 @@ pub enum Family {
     Sdar,
     /// dllm's A2D conversions of Qwen2/Qwen3 (mdlm or bd3lm).
     A2d,
+    /// Fast-dLLM v2's block-diffusion Qwen2.5 (NVlabs/Fast-dLLM).
+    #[serde(rename = "fast_dllm_v2")]
+    FastDllmV2,
 }
 
 impl Net {
@@ -31,6 +34,7 @@ impl Net {
             Net::Dream(m) => m.max_positions(),
             Net::Sdar(m) => m.max_positions(),
             Net::A2d(m) => m.max_positions(),
+            Net::FastDllmV2(m) => m.max_positions(),
         }
     }
 }
@@ -42,12 +46,13 @@ impl Family {
             Family::Dream => "dream",
             Family::Sdar => "sdar",
             Family::A2d => "a2d",
+            Family::FastDllmV2 => "fast_dllm_v2",
         }
     }
 
     /// Whether the output at position i−1 predicts token i.
     pub fn default_logit_shift(self) -> bool {
-        matches!(self, Family::Dream)
+        matches!(self, Family::Dream | Family::FastDllmV2)
     }
 }
 
@@ -156,6 +161,7 @@ enum Net {
     Dream(dream::Model),
     Sdar(sdar::Model),
     A2d(a2d::Model),
+    FastDllmV2(fast_dllm::Model),
 }
 
 pub struct DiffusionLm {
@@ -203,6 +209,7 @@ fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
             "DreamModel" => return Ok(Family::Dream),
             "SDARForCausalLM" => return Ok(Family::Sdar),
             "A2DQwen2LMHeadModel" | "A2DQwen3LMHeadModel" => return Ok(Family::A2d),
+            "Fast_dLLM_QwenForCausalLM" => return Ok(Family::FastDllmV2),
             _ => {}
         }
     }
@@ -211,6 +218,7 @@ fn detect(path: &Path, header: &Header) -> Result<Family, ModelError> {
         Some("Dream") | Some("dream") => Ok(Family::Dream),
         Some("sdar") => Ok(Family::Sdar),
         Some("a2d-qwen2") | Some("a2d-qwen3") => Ok(Family::A2d),
+        Some("Fast_dLLM_Qwen") => Ok(Family::FastDllmV2),
         Some(other) => Err(ModelError::UnknownArchitecture {
             path: path.display().to_string(),
             field: "model_type",
@@ -315,7 +323,9 @@ impl DiffusionLm {
                     })?;
                 let blocks = backend.blocks_under(match family {
                     Family::Llada => "model.transformer.blocks.",
-                    Family::Dream | Family::Sdar | Family::A2d => "model.layers.",
+                    Family::Dream | Family::Sdar | Family::A2d | Family::FastDllmV2 => {
+                        "model.layers."
+                    }
                 });
                 let params = backend.param_count();
                 let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
@@ -434,6 +444,28 @@ impl DiffusionLm {
                     cfg.qwen.vocab_size,
                 )
             }
+            Family::FastDllmV2 => {
+                let cfg: fast_dllm::Config = read_json(&config_path)?;
+                cfg.check().map_err(invalid)?;
+                if let Some(u) = cfg.unsupported() {
+                    return Err(unsupported(u));
+                }
+                if let Some(b) = blocks {
+                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
+                        .map_err(invalid)?;
+                }
+                block_causal = Some(cfg.bd_size);
+                // Its loops stop at config.json's `<|im_end|>` alone (generation_config.json
+                // is the base model's, which the custom generate never reads).
+                (
+                    vb.map(|vb| fast_dllm::Model::new(&cfg, vb).map(Net::FastDllmV2))
+                        .transpose()
+                        .map_err(weights)?,
+                    cfg.qwen.mask_token_id,
+                    cfg.qwen.eos_ids(),
+                    cfg.qwen.vocab_size,
+                )
+            }
         };
         let mask_id = codec.mask_id(overrides.mask_id.or(config_mask))?;
         super::check::token("mask_token_id", Some(mask_id), rows).map_err(invalid)?;
@@ -495,6 +527,7 @@ impl DiffusionLm {
             Net::Dream(m) => m.forward(segments)?,
             Net::Sdar(m) => m.forward(segments)?,
             Net::A2d(m) => m.forward(segments)?,
+            Net::FastDllmV2(m) => m.forward(segments)?,
         })
     }
 
@@ -524,6 +557,7 @@ impl DiffusionLm {
             Net::Dream(m) => m.head(&h)?,
             Net::Sdar(m) => m.head(&h)?,
             Net::A2d(m) => m.head(&h)?,
+            Net::FastDllmV2(m) => m.head(&h)?,
         };
         Ok(logits.to_dtype(DType::F32)?)
     }

@@ -21,7 +21,14 @@ pub enum TokenizerError {
 }
 
 /// Token strings that mean "mask" in the supported families, in order of preference.
-pub const MASK_TOKENS: &[&str] = &["<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>", "<M>"];
+pub const MASK_TOKENS: &[&str] = &[
+    "<|mdm_mask|>",
+    "<|mask|>",
+    "|<MASK>|",
+    "[MASK]",
+    "<mask>",
+    "<M>",
+];
 
 pub struct TextCodec {
     inner: Tokenizer,

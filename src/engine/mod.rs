@@ -176,6 +176,9 @@ pub struct SamplingOptions {
     pub cache: CacheMode,
     pub eos: EosPolicy,
     pub seed: u64,
+    /// Fast-dLLM v2's sub-block length (records before it existed have none).
+    #[serde(default)]
+    pub sub_block: Option<usize>,
 }
 
 impl Default for SamplingOptions {
@@ -194,6 +197,7 @@ impl Default for SamplingOptions {
             cache: CacheMode::None,
             eos: EosPolicy::Allow,
             seed: 0,
+            sub_block: None,
         }
     }
 }
@@ -430,6 +434,7 @@ impl Engine {
             cache: s.cache,
             eos: s.eos,
             seed: s.seed,
+            sub_block: s.sub_block,
         })
     }
 
@@ -458,7 +463,7 @@ impl Engine {
             None => Ok(match self.model.family {
                 Family::Llada => SamplerKind::LowConfidence,
                 Family::Dream => SamplerKind::Entropy,
-                Family::Sdar | Family::A2d => SamplerKind::LowConfidence,
+                Family::Sdar | Family::A2d | Family::FastDllmV2 => SamplerKind::LowConfidence,
             }),
         }
     }

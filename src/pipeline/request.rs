@@ -253,6 +253,7 @@ mod v1 {
                             cache: crate::diffusion::CacheMode::None,
                             eos: s.eos,
                             seed: s.seed,
+                            sub_block: None,
                         },
                         max_retries: self.max_retries,
                         safe_mode: !self.no_safe_mode,

@@ -13,17 +13,19 @@
 mod block;
 mod decoder;
 mod pick;
+mod sub_block;
 
 use std::ops::Range;
 use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::model::{DiffusionLm, ModelError};
+use super::model::{DiffusionLm, Family, ModelError};
 use super::sampler::{SamplerKind, TokenSampling};
 use block::BlockDecoder;
 use decoder::{Decoder, Feed};
 pub use pick::{dllm_transfer_counts, dream_timesteps, llada_transfer_counts};
+use sub_block::SubBlockDecoder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
@@ -57,6 +59,8 @@ pub enum GenerateError {
     ThresholdAndFactor,
     #[error("--sampler {0}: not a block-diffusion rule (use low_confidence, maskgit_plus, topk_margin, entropy or random)")]
     BlockSampler(&'static str),
+    #[error("--sub-block {sub}: must divide the block length {block}")]
+    SubBlock { sub: usize, block: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -181,6 +185,9 @@ pub struct GenerateConfig {
     pub cache: CacheMode,
     pub eos: EosPolicy,
     pub seed: u64,
+    /// Fast-dLLM v2: each block is decoded in sub-blocks of this many positions, left to
+    /// right (`None`: its default, 8). Other families ignore it.
+    pub sub_block: Option<usize>,
 }
 
 /// The token sequence being denoised, and the span of it being generated.
@@ -366,6 +373,15 @@ pub fn generate_batch(
         if model.block_causal.is_some() {
             validate_block(cfg, prompt, model.max_positions())?;
         }
+        if model.family == Family::FastDllmV2 {
+            let sub = cfg.sub_block.unwrap_or(sub_block::DEFAULT_SUB_BLOCK);
+            if sub == 0 || !cfg.block_length.is_multiple_of(sub) {
+                return Err(GenerateError::SubBlock {
+                    sub,
+                    block: cfg.block_length,
+                });
+            }
+        }
     }
     let (canvases, cfgs): (Vec<Canvas>, Vec<GenerateConfig>) = jobs.into_iter().unzip();
     let mut decoders: Vec<Denoiser> = canvases
@@ -411,13 +427,17 @@ pub fn generate_batch(
 enum Denoiser<'c> {
     Full(Decoder<'c>),
     Block(BlockDecoder<'c>),
+    SubBlock(SubBlockDecoder<'c>),
 }
 
 impl<'c> Denoiser<'c> {
     fn new(canvas: Canvas, cfg: &'c GenerateConfig, model: &'c DiffusionLm) -> Self {
-        match model.block_causal {
-            Some(_) => Denoiser::Block(BlockDecoder::new(canvas, cfg, model, cfg.block_length)),
-            None => Denoiser::Full(Decoder::new(canvas, cfg, model)),
+        match (model.family, model.block_causal) {
+            (Family::FastDllmV2, _) => Denoiser::SubBlock(SubBlockDecoder::new(canvas, cfg, model)),
+            (_, Some(_)) => {
+                Denoiser::Block(BlockDecoder::new(canvas, cfg, model, cfg.block_length))
+            }
+            (_, None) => Denoiser::Full(Decoder::new(canvas, cfg, model)),
         }
     }
 
@@ -425,6 +445,7 @@ impl<'c> Denoiser<'c> {
         match self {
             Denoiser::Full(d) => d.plan(observe),
             Denoiser::Block(d) => d.plan(),
+            Denoiser::SubBlock(d) => d.plan(),
         }
     }
 
@@ -432,6 +453,7 @@ impl<'c> Denoiser<'c> {
         match self {
             Denoiser::Full(d) => d.segment(feed),
             Denoiser::Block(d) => d.segment(feed),
+            Denoiser::SubBlock(d) => d.segment(feed),
         }
     }
 
@@ -446,6 +468,7 @@ impl<'c> Denoiser<'c> {
         match self {
             Denoiser::Full(d) => d.take(feed, rows, kept, pass_ms, observe),
             Denoiser::Block(d) => d.take(feed, rows, kept, pass_ms, observe),
+            Denoiser::SubBlock(d) => d.take(feed, rows, kept, pass_ms, observe),
         }
     }
 
@@ -453,6 +476,7 @@ impl<'c> Denoiser<'c> {
         match self {
             Denoiser::Full(d) => d.finish(),
             Denoiser::Block(d) => d.finish(),
+            Denoiser::SubBlock(d) => d.finish(),
         }
     }
 }
@@ -501,6 +525,7 @@ mod tests {
             cache: CacheMode::None,
             eos: EosPolicy::Allow,
             seed: 0,
+            sub_block: None,
         };
         assert!(validate(&cfg, 4, 100).is_ok());
         let err =
