@@ -189,3 +189,14 @@ fn greedy_generations_match_the_checkpoints_generate_with_and_without_the_cache(
         "only {passes_checked} pass counts checked"
     );
 }
+
+#[test]
+fn a_sub_block_that_does_not_divide_the_block_is_named() {
+    let m = load();
+    let g = goldens();
+    let mut cfg = config(&g["cases"][0], CacheMode::None);
+    cfg.sub_block = Some(3);
+    let canvas = Canvas::for_prompt(&[5, 6, 7], cfg.gen_length, m.mask_id);
+    let e = generate(&m, canvas, &cfg, |_| {}).unwrap_err();
+    assert!(e.to_string().contains("--sub-block 3"), "{e}");
+}

@@ -310,6 +310,7 @@ impl RemoteGenerator {
                 "factor": cfg.factor,
                 "cache": cfg.cache.name(),
                 "eos": cfg.eos.to_string(),
+                "sub_block": cfg.sub_block,
                 "details": true,
             });
             if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {

@@ -40,6 +40,7 @@ const COMPLETION_FIELDS: &[&str] = &[
     "eps",
     "factor",
     "eos",
+    "sub_block",
     "details",
 ];
 const CHAT_FIELDS: &[&str] = &[
@@ -63,6 +64,7 @@ const CHAT_FIELDS: &[&str] = &[
     "eps",
     "factor",
     "eos",
+    "sub_block",
     "details",
 ];
 const DENOISE_FIELDS: &[&str] = &[
@@ -83,6 +85,7 @@ const DENOISE_FIELDS: &[&str] = &[
     "eps",
     "factor",
     "eos",
+    "sub_block",
     "details",
 ];
 
@@ -98,6 +101,7 @@ const EXTENSION_FIELDS: &[&str] = &[
     "eps",
     "factor",
     "eos",
+    "sub_block",
     "details",
 ];
 
@@ -321,6 +325,7 @@ impl DiffusionBackend {
             factor: positive("factor")?,
             cache: optional_parse::<CacheMode>(req, "cache")?.unwrap_or_default(),
             eos: optional_parse::<EosPolicy>(req, "eos")?.unwrap_or(defaults.eos),
+            sub_block: optional_count(req, "sub_block")?,
             seed,
             ..defaults
         })
