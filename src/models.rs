@@ -79,6 +79,7 @@ const MANIFESTS: &[&str] = &[
     include_str!("../models/qwen2.5-coder-0.5b-instruct-diffusion-bd3lm.json"),
     include_str!("../models/fast-dllm-v2-1.5b.json"),
     include_str!("../models/fast-dllm-v2-7b.json"),
+    include_str!("../models/open-dcoder-0.5b.json"),
 ];
 
 pub fn manifests() -> Vec<Manifest> {

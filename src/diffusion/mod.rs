@@ -13,6 +13,7 @@ pub mod generate;
 mod layers;
 pub mod llada;
 pub mod model;
+pub mod open_dcoder;
 mod qwen;
 pub mod sampler;
 pub mod sdar;

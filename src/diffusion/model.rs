@@ -11,7 +11,7 @@ use super::cache::{Pass, Segment, Visibility};
 use super::layers::gather_rows;
 use super::tokenizer::{TextCodec, TokenizerError};
 use super::weights::MappedWeights;
-use super::{a2d, dream, fast_dllm, llada, sdar};
+use super::{a2d, dream, fast_dllm, llada, open_dcoder, sdar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -25,6 +25,9 @@ pub enum Family {
     /// Fast-dLLM v2's block-diffusion Qwen2.5 (NVlabs/Fast-dLLM).
     #[serde(rename = "fast_dllm_v2")]
     FastDllmV2,
+    /// Open-dCoder's diffusion Qwen2.5-Coder (pengzhangzhi/Open-dLLM); named by its manifest.
+    #[serde(rename = "open_dcoder")]
+    OpenDcoder,
 }
 
 impl Net {
@@ -35,6 +38,7 @@ impl Net {
             Net::Sdar(m) => m.max_positions(),
             Net::A2d(m) => m.max_positions(),
             Net::FastDllmV2(m) => m.max_positions(),
+            Net::OpenDcoder(m) => m.max_positions(),
         }
     }
 }
@@ -47,12 +51,16 @@ impl Family {
             Family::Sdar => "sdar",
             Family::A2d => "a2d",
             Family::FastDllmV2 => "fast_dllm_v2",
+            Family::OpenDcoder => "open_dcoder",
         }
     }
 
     /// Whether the output at position i−1 predicts token i.
     pub fn default_logit_shift(self) -> bool {
-        matches!(self, Family::Dream | Family::FastDllmV2)
+        matches!(
+            self,
+            Family::Dream | Family::FastDllmV2 | Family::OpenDcoder
+        )
     }
 }
 
@@ -162,6 +170,7 @@ enum Net {
     Sdar(sdar::Model),
     A2d(a2d::Model),
     FastDllmV2(fast_dllm::Model),
+    OpenDcoder(open_dcoder::Model),
 }
 
 pub struct DiffusionLm {
@@ -323,9 +332,7 @@ impl DiffusionLm {
                     })?;
                 let blocks = backend.blocks_under(match family {
                     Family::Llada => "model.transformer.blocks.",
-                    Family::Dream | Family::Sdar | Family::A2d | Family::FastDllmV2 => {
-                        "model.layers."
-                    }
+                    _ => "model.layers.",
                 });
                 let params = backend.param_count();
                 let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
@@ -466,6 +473,25 @@ impl DiffusionLm {
                     cfg.qwen.vocab_size,
                 )
             }
+            Family::OpenDcoder => {
+                let cfg: open_dcoder::Config = read_json(&config_path)?;
+                cfg.qwen.check().map_err(invalid)?;
+                if let Some(u) = cfg.qwen.unsupported() {
+                    return Err(unsupported(u));
+                }
+                if let Some(b) = blocks {
+                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
+                        .map_err(invalid)?;
+                }
+                (
+                    vb.map(|vb| open_dcoder::Model::new(&cfg, vb).map(Net::OpenDcoder))
+                        .transpose()
+                        .map_err(weights)?,
+                    cfg.qwen.mask_token_id,
+                    cfg.qwen.eos_ids(),
+                    cfg.qwen.vocab_size,
+                )
+            }
         };
         let mask_id = codec.mask_id(overrides.mask_id.or(config_mask))?;
         super::check::token("mask_token_id", Some(mask_id), rows).map_err(invalid)?;
@@ -528,6 +554,7 @@ impl DiffusionLm {
             Net::Sdar(m) => m.forward(segments)?,
             Net::A2d(m) => m.forward(segments)?,
             Net::FastDllmV2(m) => m.forward(segments)?,
+            Net::OpenDcoder(m) => m.forward(segments)?,
         })
     }
 
@@ -558,6 +585,7 @@ impl DiffusionLm {
             Net::Sdar(m) => m.head(&h)?,
             Net::A2d(m) => m.head(&h)?,
             Net::FastDllmV2(m) => m.head(&h)?,
+            Net::OpenDcoder(m) => m.head(&h)?,
         };
         Ok(logits.to_dtype(DType::F32)?)
     }

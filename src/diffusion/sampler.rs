@@ -24,6 +24,9 @@ pub enum SamplerKind {
     TopkMargin,
     /// Dream: confidence = Σ p log p (negative entropy).
     Entropy,
+    /// Open-dCoder's path planning: every step samples every generated position afresh and
+    /// masks again the least confident share (decoded tokens too), shrinking to none.
+    P2,
 }
 
 pub const SAMPLER_NAMES: &[&str] = &[
@@ -33,6 +36,7 @@ pub const SAMPLER_NAMES: &[&str] = &[
     "maskgit_plus",
     "topk_margin",
     "entropy",
+    "p2",
 ];
 
 impl SamplerKind {
@@ -44,6 +48,7 @@ impl SamplerKind {
             SamplerKind::MaskgitPlus => "maskgit_plus",
             SamplerKind::TopkMargin => "topk_margin",
             SamplerKind::Entropy => "entropy",
+            SamplerKind::P2 => "p2",
         }
     }
 
@@ -75,6 +80,7 @@ impl FromStr for SamplerKind {
             "maskgit_plus" => SamplerKind::MaskgitPlus,
             "topk_margin" => SamplerKind::TopkMargin,
             "entropy" => SamplerKind::Entropy,
+            "p2" => SamplerKind::P2,
             other => return Err(UnknownSampler(other.to_string())),
         })
     }

@@ -463,6 +463,7 @@ impl Engine {
             None => Ok(match self.model.family {
                 Family::Llada => SamplerKind::LowConfidence,
                 Family::Dream => SamplerKind::Entropy,
+                Family::OpenDcoder => SamplerKind::P2,
                 Family::Sdar | Family::A2d | Family::FastDllmV2 => SamplerKind::LowConfidence,
             }),
         }

@@ -13,6 +13,7 @@
 mod block;
 mod decoder;
 mod pick;
+mod remask;
 mod sub_block;
 
 use std::ops::Range;
@@ -25,6 +26,7 @@ use super::sampler::{SamplerKind, TokenSampling};
 use block::BlockDecoder;
 use decoder::{Decoder, Feed};
 pub use pick::{dllm_transfer_counts, dream_timesteps, llada_transfer_counts};
+use remask::RemaskDecoder;
 use sub_block::SubBlockDecoder;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,8 @@ pub enum GenerateError {
     ThresholdAndFactor,
     #[error("--sampler {0}: not a block-diffusion rule (use low_confidence, maskgit_plus, topk_margin, entropy or random)")]
     BlockSampler(&'static str),
+    #[error("--sampler p2 masks again across the whole span: --block-length {block} must be the generation length {gen_length}")]
+    RemaskBlocks { block: usize, gen_length: usize },
     #[error("--sub-block {sub}: must divide the block length {block}")]
     SubBlock { sub: usize, block: usize },
     #[error(transparent)]
@@ -333,7 +337,7 @@ pub fn validate_block(
     prompt_len: usize,
     context: usize,
 ) -> Result<(), GenerateError> {
-    if cfg.sampler == SamplerKind::Origin {
+    if matches!(cfg.sampler, SamplerKind::Origin | SamplerKind::P2) {
         return Err(GenerateError::BlockSampler(cfg.sampler.name()));
     }
     let total = (prompt_len + cfg.gen_length).div_ceil(cfg.block_length) * cfg.block_length;
@@ -372,6 +376,12 @@ pub fn generate_batch(
         validate(cfg, prompt, model.max_positions())?;
         if model.block_causal.is_some() {
             validate_block(cfg, prompt, model.max_positions())?;
+        }
+        if cfg.sampler == SamplerKind::P2 && cfg.block_length != cfg.gen_length {
+            return Err(GenerateError::RemaskBlocks {
+                block: cfg.block_length,
+                gen_length: cfg.gen_length,
+            });
         }
         if model.family == Family::FastDllmV2 {
             let sub = cfg.sub_block.unwrap_or(sub_block::DEFAULT_SUB_BLOCK);
@@ -428,12 +438,16 @@ enum Denoiser<'c> {
     Full(Decoder<'c>),
     Block(BlockDecoder<'c>),
     SubBlock(SubBlockDecoder<'c>),
+    Remask(RemaskDecoder<'c>),
 }
 
 impl<'c> Denoiser<'c> {
     fn new(canvas: Canvas, cfg: &'c GenerateConfig, model: &'c DiffusionLm) -> Self {
         match (model.family, model.block_causal) {
             (Family::FastDllmV2, _) => Denoiser::SubBlock(SubBlockDecoder::new(canvas, cfg, model)),
+            (_, None) if cfg.sampler == SamplerKind::P2 => {
+                Denoiser::Remask(RemaskDecoder::new(canvas, cfg, model))
+            }
             (_, Some(_)) => {
                 Denoiser::Block(BlockDecoder::new(canvas, cfg, model, cfg.block_length))
             }
@@ -446,6 +460,7 @@ impl<'c> Denoiser<'c> {
             Denoiser::Full(d) => d.plan(observe),
             Denoiser::Block(d) => d.plan(),
             Denoiser::SubBlock(d) => d.plan(),
+            Denoiser::Remask(d) => d.plan(),
         }
     }
 
@@ -454,6 +469,7 @@ impl<'c> Denoiser<'c> {
             Denoiser::Full(d) => d.segment(feed),
             Denoiser::Block(d) => d.segment(feed),
             Denoiser::SubBlock(d) => d.segment(feed),
+            Denoiser::Remask(d) => d.segment(feed),
         }
     }
 
@@ -469,6 +485,10 @@ impl<'c> Denoiser<'c> {
             Denoiser::Full(d) => d.take(feed, rows, kept, pass_ms, observe),
             Denoiser::Block(d) => d.take(feed, rows, kept, pass_ms, observe),
             Denoiser::SubBlock(d) => d.take(feed, rows, kept, pass_ms, observe),
+            Denoiser::Remask(d) => {
+                d.take(feed, rows, pass_ms, observe);
+                Ok(())
+            }
         }
     }
 
@@ -477,6 +497,7 @@ impl<'c> Denoiser<'c> {
             Denoiser::Full(d) => d.finish(),
             Denoiser::Block(d) => d.finish(),
             Denoiser::SubBlock(d) => d.finish(),
+            Denoiser::Remask(d) => d.finish(),
         }
     }
 }
