@@ -175,7 +175,17 @@ pub fn resolve(reference: &str) -> Result<Resolved, ResolveError> {
     }
     let path = Path::new(reference);
     if path.is_dir() {
-        let manifest = manifests().into_iter().find(|m| path.ends_with(&m.name));
+        // A local copy is known by its folder's name: the manifest's, or its hub repository's
+        // (what `git clone` and `huggingface-cli download --local-dir` name it).
+        let folder = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+            .unwrap_or_default();
+        let manifest = manifests().into_iter().find(|m| {
+            let repo = m.hub_id.rsplit('/').next().unwrap_or(&m.hub_id);
+            folder == m.name.to_lowercase() || folder == repo.to_lowercase()
+        });
         return Ok(Resolved {
             dir: path.to_path_buf(),
             manifest,
@@ -316,6 +326,28 @@ mod tests {
                 .sampler
                 .parse::<crate::diffusion::SamplerKind>()
                 .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_local_copy_is_known_by_its_folder_name() {
+        let root = tempfile::tempdir().unwrap();
+        for (folder, want) in [
+            ("open-dcoder-0.5B", Some("open-dcoder-0.5b")),
+            (
+                "Qwen2.5-Coder-0.5B-Instruct-diffusion-bd3lm-v0.1",
+                Some("qwen2.5-coder-0.5b-instruct-diffusion-bd3lm"),
+            ),
+            ("fast-dllm-v2-7b", Some("fast-dllm-v2-7b")),
+            ("my-model", None),
+        ] {
+            let dir = root.path().join(folder);
+            std::fs::create_dir_all(&dir).unwrap();
+            let got = resolve(dir.to_str().unwrap())
+                .unwrap()
+                .manifest
+                .map(|m| m.name);
+            assert_eq!(got.as_deref(), want, "{folder}");
         }
     }
 
