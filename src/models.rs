@@ -110,7 +110,13 @@ pub enum ResolveError {
     NoDefault { looked: String },
     #[error("models pull {id}: {message}")]
     Pull { id: String, message: String },
+    #[error("{path}: {message} (a local manifest has the fields of models/*.json)")]
+    LocalManifest { path: String, message: String },
 }
+
+/// A checkpoint directory's own manifest, for checkpoints no bundled manifest knows (a
+/// conversion of your own, say) whose config.json does not say everything.
+pub const LOCAL_MANIFEST: &str = "ouroboros.json";
 
 /// The bundled default model's name: `--model ouro-code-tiny` names it too.
 pub const BUNDLED: &str = "ouro-code-tiny";
@@ -175,6 +181,19 @@ pub fn resolve(reference: &str) -> Result<Resolved, ResolveError> {
     }
     let path = Path::new(reference);
     if path.is_dir() {
+        let local = path.join(LOCAL_MANIFEST);
+        if local.is_file() {
+            let bad = |message: String| ResolveError::LocalManifest {
+                path: local.display().to_string(),
+                message,
+            };
+            let text = std::fs::read_to_string(&local).map_err(|e| bad(e.to_string()))?;
+            let manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            return Ok(Resolved {
+                dir: path.to_path_buf(),
+                manifest: Some(manifest),
+            });
+        }
         // A local copy is known by its folder's name: the manifest's, or its hub repository's
         // (what `git clone` and `huggingface-cli download --local-dir` name it).
         let folder = path
@@ -349,6 +368,25 @@ mod tests {
                 .map(|m| m.name);
             assert_eq!(got.as_deref(), want, "{folder}");
         }
+    }
+
+    #[test]
+    fn a_local_manifest_names_what_config_json_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m: serde_json::Value =
+            serde_json::from_str(include_str!("../models/open-dcoder-0.5b.json")).unwrap();
+        m["name"] = "mine".into();
+        std::fs::write(dir.path().join(LOCAL_MANIFEST), m.to_string()).unwrap();
+        let r = resolve(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(
+            r.manifest.unwrap().family,
+            crate::diffusion::Family::OpenDcoder
+        );
+        std::fs::write(dir.path().join(LOCAL_MANIFEST), "{\"name\": 1}").unwrap();
+        let e = resolve(dir.path().to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ouroboros.json"), "{e}");
     }
 
     #[test]

@@ -195,3 +195,53 @@ fn bad_requests_name_the_field() {
         .unwrap()
         .contains("positions"));
 }
+
+/// Fast-dLLM v2 (its sub-block loop, threshold 0.9) and Open-dCoder (p2, its family from the
+/// fixture's local manifest) are served as `generate` runs them.
+#[test]
+fn block_and_remasking_families_serve_what_generate_prints() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/diffusion");
+    for (dir, extra) in [
+        (
+            "tiny-fast-dllm-v2",
+            json!({"threshold": 0.9, "block_length": 8}),
+        ),
+        ("tiny-open-dcoder", json!({"steps": 8, "block_length": 16})),
+    ] {
+        let model = format!("{fixtures}/{dir}");
+        let server = start(&model, "m");
+        let mut body = json!({"model": "m", "prompt": "def add(a, b):\n", "max_tokens": 16});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, answer) = server.post("completions", &body);
+        assert_eq!(status, 200, "{dir}: {answer}");
+        let mut args = vec![
+            "generate",
+            "--model",
+            &model,
+            "--prompt",
+            "def add(a, b):\n",
+            "--gen-length",
+            "16",
+            "--json",
+        ];
+        let (threshold, steps) = (extra["threshold"].to_string(), extra["steps"].to_string());
+        let block = extra["block_length"].to_string();
+        args.extend(["--block-length", &block]);
+        if extra.get("threshold").is_some() {
+            args.extend(["--threshold", &threshold]);
+        }
+        if extra.get("steps").is_some() {
+            args.extend(["--steps", &steps]);
+        }
+        let out = ouroboros(Path::new("."), &args);
+        assert!(out.status.success(), "{dir}: {}", support::text(&out));
+        let generated: Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+        assert_eq!(answer["choices"][0]["text"], generated["text"], "{dir}");
+        assert_eq!(
+            answer["ouroboros"]["sampler"], generated["sampler"],
+            "{dir}"
+        );
+    }
+}

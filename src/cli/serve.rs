@@ -74,13 +74,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
+/// Whether a directory holds a diffusion checkpoint: its config.json says so, or a manifest
+/// (its own `ouroboros.json`, or one its folder is named after) does.
+fn diffusion_dir(p: &std::path::Path) -> bool {
+    crate::diffusion::is_diffusion_checkpoint(p)
+        || p.to_str()
+            .and_then(|s| crate::models::resolve(s).ok())
+            .is_some_and(|r| r.manifest.is_some())
+}
+
 /// A chat model for a GGUF file or a directory no diffusion family claims; otherwise the
 /// diffusion engine.
 fn backend(args: &Args) -> anyhow::Result<Box<dyn Backend>> {
-    let chat_path =
-        args.model.as_deref().map(PathBuf::from).filter(|p| {
-            p.is_file() || (p.is_dir() && !crate::diffusion::is_diffusion_checkpoint(p))
-        });
+    let chat_path = args
+        .model
+        .as_deref()
+        .map(PathBuf::from)
+        .filter(|p| p.is_file() || (p.is_dir() && !diffusion_dir(p)));
     if let Some(path) = chat_path {
         if args.openai_only {
             bail!("--openai-only is for diffusion checkpoints (a chat model serves only chat)");
