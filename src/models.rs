@@ -77,6 +77,8 @@ const MANIFESTS: &[&str] = &[
     include_str!("../models/sdar-8b-chat.json"),
     include_str!("../models/qwen2.5-coder-0.5b-instruct-diffusion-mdlm.json"),
     include_str!("../models/qwen2.5-coder-0.5b-instruct-diffusion-bd3lm.json"),
+    include_str!("../models/qwen3-0.6b-diffusion-mdlm.json"),
+    include_str!("../models/qwen3-0.6b-diffusion-bd3lm.json"),
     include_str!("../models/fast-dllm-v2-1.5b.json"),
     include_str!("../models/fast-dllm-v2-7b.json"),
     include_str!("../models/open-dcoder-0.5b.json"),
