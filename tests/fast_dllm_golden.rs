@@ -3,13 +3,13 @@
 //! make_fast_dllm_v2_goldens.py from the official code): raw logits under the block-causal mask,
 //! and greedy generations token-identical to the checkpoint's own `generate` (sub-blocks, the
 //! threshold rule, the store pass that gives each next block its first token, the stop rule),
-//! with the exact cache and without it.
+//! with the exact cache and without it, and with the sub-block cache.
 //!
 //! Compared: every `generate` case whose prompt is not exactly one block long (upstream never
 //! prefills such a prompt, so its first block does not see it), and for those the
 //! `generate_prefill_ge` cases, the reference with that one test fixed, which is what we do.
-//! Not compared: `use_block_cache` cases (the reference's approximate sub-block cache, not
-//! implemented) and `batch_sample` cases (the evaluation loop, whose stop rule differs).
+//! The reference's approximate sub-block cache (`use_block_cache`) is compared as `--cache
+//! dual`. Not compared: `batch_sample` cases (the evaluation loop, whose stop rule differs).
 //! Threshold-0 cases run with the smallest positive threshold: `--threshold` must be above 0,
 //! and every confidence is above both.
 
@@ -140,16 +140,21 @@ fn greedy_generations_match_the_checkpoints_generate_with_and_without_the_cache(
             "generate_prefill_ge" => true,
             _ => false,
         };
-        if !fixed || c["use_block_cache"] == true {
+        if !fixed {
             continue;
         }
+        // The reference's sub-block cache is `dual`; without it, the exact cache and none.
+        let modes: &[CacheMode] = match c["use_block_cache"] == true {
+            true => &[CacheMode::Dual],
+            false => &[CacheMode::Prefix, CacheMode::None],
+        };
         let want = ids(&c["output_ids"]);
         // Some cases stop at another token, to reach the stop rule with random weights.
         m.eos_ids = vec![c["stop_id"].as_u64().unwrap() as u32];
         if config(c, CacheMode::None).gen_length == 0 {
             continue; // fewer new tokens than a block: the reference decodes no block
         }
-        for cache in [CacheMode::Prefix, CacheMode::None] {
+        for &cache in modes {
             let cfg = config(c, cache);
             let canvas = Canvas::for_prompt(&prompt, cfg.gen_length, m.mask_id);
             let out = generate(&m, canvas, &cfg, |_| {}).unwrap();
@@ -170,7 +175,7 @@ fn greedy_generations_match_the_checkpoints_generate_with_and_without_the_cache(
             }
             // On a block boundary the spans coincide: the same passes, less the reference's
             // last store pass when its token is past our span.
-            if cache == CacheMode::Prefix && prompt.len() % block(c) == 0 {
+            if cache != CacheMode::None && prompt.len() % block(c) == 0 {
                 let extra = usize::from(k < want.len());
                 assert_eq!(
                     out.forward_passes + extra,

@@ -19,9 +19,12 @@
 //!   first end token is kept (the span's rest becomes that token).
 //!
 //! With `--cache none` the passes feed the canvas from position 0 to the block's end under the
-//! block-causal mask instead, which gives the same tokens. The sub-block cache of the reference
-//! (`use_block_cache`) is not implemented. Not bounded by `steps`: a sub-block takes from one
-//! pass to as many as it has positions.
+//! block-causal mask instead, which gives the same tokens. `--cache dual` is the reference's
+//! approximate sub-block cache (`use_block_cache`): a pass over the whole block keeps its keys
+//! and values whenever a sub-block starts on a mask (or the block has none kept yet); other
+//! passes feed only the sub-block, overwrite its rows of those keys and values, and attend to
+//! the committed cache and the whole kept block, stale rows included. Not bounded by `steps`: a
+//! sub-block takes from one pass to as many as it has positions.
 
 use std::ops::Range;
 use std::time::Instant;
@@ -37,6 +40,15 @@ use crate::diffusion::sampler::{sdar_candidate, Candidate, TokenSampling};
 
 /// The sub-block length the reference defaults to (`small_block_size`).
 pub const DEFAULT_SUB_BLOCK: usize = 8;
+
+/// What the pass in flight is, when the phase alone does not say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// The block over the committed cache (with `dual`, its keys and values kept).
+    Block,
+    /// `dual`: only the sub-block starting at this position, over the kept block.
+    Part(usize),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
@@ -63,7 +75,10 @@ pub struct SubBlockDecoder<'c> {
     /// The current sub-block, by index within the block.
     part: usize,
     phase: Phase,
+    kind: Kind,
     cache: Option<KvCache>,
+    /// `dual`: the committed cache followed by the current block's kept keys and values.
+    block_kv: Option<KvCache>,
     step: usize,
     out: Generation,
     started: Instant,
@@ -94,7 +109,9 @@ impl<'c> SubBlockDecoder<'c> {
             last: span.end.saturating_sub(1) / size,
             part: 0,
             phase: Phase::Prefill,
+            kind: Kind::Block,
             cache: None,
+            block_kv: None,
             step: 0,
             out: Generation {
                 canvas: canvas.clone(),
@@ -203,11 +220,28 @@ impl<'c> SubBlockDecoder<'c> {
                     while self.part < parts {
                         let s = range.start + self.part * self.sub;
                         let part = s..(s + self.sub).min(range.end);
-                        let masked: Vec<usize> = part.filter(|&p| self.is_mask(p)).collect();
-                        if !masked.is_empty() {
-                            return Some(self.feed(range, masked, false));
+                        let masked: Vec<usize> =
+                            part.clone().filter(|&p| self.is_mask(p)).collect();
+                        if masked.is_empty() {
+                            self.part += 1;
+                            continue;
                         }
-                        self.part += 1;
+                        let dual = self.cfg.cache == CacheMode::Dual;
+                        if dual && self.block_kv.is_some() && !self.is_mask(s) {
+                            self.kind = Kind::Part(s);
+                            // Logits shift inside the sub-block: its first row reads itself.
+                            let rows = masked.iter().map(|&p| (p - s).saturating_sub(1)).collect();
+                            return Some(Feed::new(
+                                part,
+                                masked,
+                                rows,
+                                true,
+                                true,
+                                Visibility::All,
+                            ));
+                        }
+                        self.kind = Kind::Block;
+                        return Some(self.feed(range, masked, dual));
                     }
                     match self.block >= self.last {
                         true => self.close(),
@@ -227,10 +261,10 @@ impl<'c> SubBlockDecoder<'c> {
         Segment {
             ids: &self.canvas.tokens[feed.window.clone()],
             offset: feed.window.start,
-            cache: if feed.cached {
-                self.cache.as_ref()
-            } else {
-                None
+            cache: match (feed.cached, self.kind) {
+                (false, _) => None,
+                (true, Kind::Part(_)) if self.phase == Phase::Denoise => self.block_kv.as_ref(),
+                (true, _) => self.cache.as_ref(),
             },
             keep: feed.keep,
             visibility: feed.visibility,
@@ -264,6 +298,7 @@ impl<'c> SubBlockDecoder<'c> {
                 if self.phase == Phase::Store {
                     self.block += 1;
                     self.part = 0;
+                    self.block_kv = None;
                 }
                 self.phase = Phase::Denoise;
                 // A first token that ends the text ends the canvas.
@@ -275,6 +310,17 @@ impl<'c> SubBlockDecoder<'c> {
                 return Ok(());
             }
             Phase::Denoise | Phase::Done => {}
+        }
+        if let Some(fresh) = kept {
+            self.block_kv = Some(match (self.kind, self.block_kv.take()) {
+                (Kind::Part(at), Some(held)) => spliced(&held, at, &fresh)?,
+                _ => match &self.cache {
+                    Some(c) => c.extended(&fresh)?,
+                    None => fresh,
+                },
+            });
+            let bytes = self.block_kv.as_ref().map_or(0, KvCache::bytes);
+            self.out.kv_bytes = self.out.kv_bytes.max(bytes);
         }
         let candidates: Vec<Candidate> = rows
             .iter()
@@ -348,4 +394,12 @@ impl<'c> SubBlockDecoder<'c> {
         self.out.seconds = self.started.elapsed().as_secs_f64();
         self.out
     }
+}
+
+/// `held` with the rows from `at` on replaced by `fresh`'s, layer by layer.
+fn spliced(held: &KvCache, at: usize, fresh: &KvCache) -> candle_core::Result<KvCache> {
+    let layers = (0..held.layers.len())
+        .map(|l| held.around(l, at, &fresh.layers[l]))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(KvCache { layers })
 }
