@@ -35,6 +35,10 @@ pub struct Manifest {
     /// A2D: a block-diffusion (bd3lm) checkpoint with blocks of this size; absent for mdlm.
     #[serde(default)]
     pub block_size: Option<usize>,
+    /// The chat framing its authors evaluated HumanEval/MBPP with (`bench --framing chat`):
+    /// evalplus, qwencoder, lm-eval or opencompass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_framing: Option<String>,
 }
 
 /// One published figure: `value` (pass@1, percent) on `benchmark` (a `bench` kind's name).

@@ -175,7 +175,7 @@ fn greedy_generations_match_the_checkpoints_generate_with_and_without_the_cache(
             }
             // On a block boundary the spans coincide: the same passes, less the reference's
             // last store pass when its token is past our span.
-            if cache != CacheMode::None && prompt.len() % block(c) == 0 {
+            if cache != CacheMode::None && prompt.len().is_multiple_of(block(c)) {
                 let extra = usize::from(k < want.len());
                 assert_eq!(
                     out.forward_passes + extra,

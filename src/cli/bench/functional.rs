@@ -18,7 +18,7 @@ use crate::diffusion::{generate_batch, CacheMode, Canvas, GenerateConfig};
 use crate::engine::{Engine, SamplingOptions};
 use crate::evals::data::{self, Benchmark, Problem, Source};
 use crate::evals::passk::mean_pass_at_k;
-use crate::evals::prompt::{self, Ask, Framing, MBPP_SHOTS};
+use crate::evals::prompt::{self, Ask, ChatStyle, Framing, MBPP_SHOTS};
 use crate::evals::sandbox::{Limits, Sandbox};
 use crate::evals::score::{Key, Scorer};
 
@@ -52,8 +52,10 @@ pub struct Args {
     pub samples: usize,
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f64,
-    /// complete (base checkpoints) or chat (instruct; the checkpoint's chat template).
-    /// Default: chat when the checkpoint has a template.
+    /// complete (base checkpoints), or chat (instruct: the checkpoint's chat template, in the
+    /// framing its authors evaluated with, else evalplus's), or a chat framing by name:
+    /// chat:evalplus, chat:qwencoder, chat:lm-eval, chat:opencompass. Default: chat when the
+    /// checkpoint has a template.
     #[arg(long)]
     pub framing: Option<String>,
     /// Infilling span: `oracle` (the canonical answer's length, rounded up as refactor sizes
@@ -261,18 +263,33 @@ fn split_problems(
 }
 
 fn framing(engine: &Engine, args: &Args) -> anyhow::Result<Framing> {
-    Ok(match args.framing.as_deref() {
-        Some("complete") => Framing::Complete,
-        Some("chat") => {
-            engine.template()?;
-            Framing::Chat
-        }
-        Some(other) => bail!("--framing {other}: expected complete or chat"),
+    let framing = match args.framing.as_deref() {
+        Some("chat") => Framing::Chat(own_style(engine)),
+        Some(other) => other
+            .parse::<Framing>()
+            .map_err(|e| anyhow::anyhow!("--framing {e}"))?,
         None => match crate::checkpoint::chat_template(&engine.model.dir)? {
-            Some(_) => Framing::Chat,
+            Some(_) => Framing::Chat(own_style(engine)),
             None => Framing::Complete,
         },
-    })
+    };
+    if matches!(framing, Framing::Chat(_)) {
+        engine.template()?;
+    }
+    Ok(framing)
+}
+
+/// The chat style the checkpoint's authors evaluated with (its manifest says), else evalplus's.
+fn own_style(engine: &Engine) -> ChatStyle {
+    engine
+        .manifest
+        .as_ref()
+        .and_then(|m| m.eval_framing.as_deref())
+        .and_then(|f| format!("chat:{f}").parse::<Framing>().ok())
+        .map_or(ChatStyle::Evalplus, |f| match f {
+            Framing::Chat(s) => s,
+            Framing::Complete => ChatStyle::Evalplus,
+        })
 }
 
 fn thresholds(values: &[String]) -> anyhow::Result<Vec<(String, Option<f64>)>> {
@@ -437,11 +454,8 @@ fn prompt_tokens(ctx: &Eval, ask: &Ask) -> anyhow::Result<usize> {
     let codec = &ctx.engine.model.codec;
     Ok(match ask {
         Ask::Complete(text) => codec.encode(text)?.len(),
-        Ask::Chat {
-            user,
-            answer_prefix,
-        } => {
-            let rendered = ctx.engine.template()?.render(user)?;
+        Ask::Chat { answer_prefix, .. } => {
+            let rendered = ctx.engine.template()?.render_messages(&ask.turns())?;
             codec.encode(&format!("{rendered}{answer_prefix}"))?.len()
         }
         Ask::Infill { .. } => 0,
@@ -462,11 +476,8 @@ fn canvas(ctx: &Eval, ask: &Ask, problem: &Problem) -> anyhow::Result<(Canvas, u
     };
     Ok(match ask {
         Ask::Complete(text) => fit(codec.encode(text)?),
-        Ask::Chat {
-            user,
-            answer_prefix,
-        } => {
-            let rendered = ctx.engine.template()?.render(user)?;
+        Ask::Chat { answer_prefix, .. } => {
+            let rendered = ctx.engine.template()?.render_messages(&ask.turns())?;
             fit(codec.encode(&format!("{rendered}{answer_prefix}"))?)
         }
         Ask::Infill { prefix, suffix } => {
@@ -539,11 +550,7 @@ fn row(
     };
     vec![
         ctx.bench.name().into(),
-        match ctx.framing {
-            Framing::Complete => "complete",
-            Framing::Chat => "chat",
-        }
-        .into(),
+        ctx.framing.name().into(),
         point
             .steps
             .map_or_else(|| format!("{}", cfg.steps), |s| s.to_string())
