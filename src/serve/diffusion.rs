@@ -9,101 +9,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::chat::{content_text, max_tokens, number_in};
-use super::{bad_request, internal, ApiError, Backend, Route};
-use crate::diffusion::{
-    generate_batch, CacheMode, Canvas, EosPolicy, GenerateConfig, GenerateError, Generation,
+use super::chat::{content_text, max_tokens};
+use super::fields::{
+    below, details, optional_count, sampling, stops, unknown_fields, CHAT_FIELDS,
+    COMPLETION_FIELDS, DENOISE_FIELDS, EXTENSION_FIELDS, MAX_TOKENS,
 };
-use crate::engine::{Engine, SamplingOptions};
-
-/// The most tokens one request may ask to generate.
-pub const MAX_TOKENS: u64 = 1 << 14;
-
-const COMPLETION_FIELDS: &[&str] = &[
-    "model",
-    "prompt",
-    "suffix",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "steps",
-    "block_length",
-    "sampler",
-    "threshold",
-    "cache",
-    "stream",
-    "n",
-    "top_k",
-    "alg_temp",
-    "eps",
-    "factor",
-    "eos",
-    "sub_block",
-    "details",
-];
-const CHAT_FIELDS: &[&str] = &[
-    "model",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "steps",
-    "block_length",
-    "sampler",
-    "threshold",
-    "cache",
-    "stream",
-    "n",
-    "top_k",
-    "alg_temp",
-    "eps",
-    "factor",
-    "eos",
-    "sub_block",
-    "details",
-];
-const DENOISE_FIELDS: &[&str] = &[
-    "model",
-    "tokens",
-    "positions",
-    "steps",
-    "sampler",
-    "temperature",
-    "top_p",
-    "seed",
-    "threshold",
-    "cache",
-    "span",
-    "block_length",
-    "top_k",
-    "alg_temp",
-    "eps",
-    "factor",
-    "eos",
-    "sub_block",
-    "details",
-];
-
-/// Ouroboros's own request fields, refused with `--openai-only`.
-const EXTENSION_FIELDS: &[&str] = &[
-    "steps",
-    "block_length",
-    "sampler",
-    "threshold",
-    "cache",
-    "top_k",
-    "alg_temp",
-    "eps",
-    "factor",
-    "eos",
-    "sub_block",
-    "details",
-];
+use super::{bad_request, internal, ApiError, Backend, Route};
+use crate::diffusion::{generate_batch, Canvas, GenerateConfig, GenerateError, Generation};
+use crate::engine::Engine;
 
 pub struct DiffusionBackend {
     engine: Engine,
@@ -184,54 +97,6 @@ struct Prepared {
     details: bool,
 }
 
-fn unknown_fields(req: &Value, known: &[&str]) -> Result<(), ApiError> {
-    let Some(obj) = req.as_object() else {
-        return Err(bad_request("the body must be a JSON object"));
-    };
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(bad_request(format!(
-            "unknown field {k:?} (known: {})",
-            known.join(", ")
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn optional_count(req: &Value, field: &str) -> Result<Option<usize>, ApiError> {
-    match req.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=MAX_TOKENS).contains(&n) => Ok(Some(n as usize)),
-            _ => Err(bad_request(format!(
-                "{field} {v}: must be a whole number from 1 to {MAX_TOKENS}"
-            ))),
-        },
-    }
-}
-
-fn optional_parse<T: std::str::FromStr>(req: &Value, field: &str) -> Result<Option<T>, ApiError>
-where
-    T::Err: std::fmt::Display,
-{
-    match req.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|e| bad_request(format!("{field}: {e}"))),
-        Some(v) => Err(bad_request(format!("{field} {v}: must be a string"))),
-    }
-}
-
-/// `details`: a boolean, default false.
-fn details(req: &Value) -> Result<bool, ApiError> {
-    match req.get("details") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(v) => Err(bad_request(format!("details {v}: must be true or false"))),
-    }
-}
-
 /// What `"details": true` adds to an answer: the denoised canvas (the fixed text around the
 /// span shows which canvas the server built) and the generation's trace, so a client can
 /// record it and repair the span later through `/v1/ouroboros/denoise`.
@@ -253,84 +118,7 @@ fn trace(out: &Generation) -> Value {
     })
 }
 
-/// `stop`: a string or a list of at most 4 strings.
-fn stops(req: &Value) -> Result<Vec<String>, ApiError> {
-    match req.get("stop") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) if items.len() <= 4 => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .ok_or_else(|| bad_request("stop: every entry must be a non-empty string"))
-            })
-            .collect(),
-        Some(v) => Err(bad_request(format!(
-            "stop {v}: a string or a list of up to 4 strings"
-        ))),
-    }
-}
-
 impl DiffusionBackend {
-    /// The sampling settings every route shares, defaults as `generate`'s.
-    fn sampling(&self, req: &Value) -> Result<SamplingOptions, ApiError> {
-        let threshold = match req.get("threshold") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_f64()
-                    .filter(|t| *t > 0.0 && *t <= 1.0)
-                    .ok_or_else(|| bad_request(format!("threshold {v}: must be in (0, 1]")))?,
-            ),
-        };
-        let top_p = match req.get("top_p") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(number_in(req, "top_p", 1.0, 0.0..=1.0)?),
-        };
-        let temperature = match req.get("temperature") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(number_in(req, "temperature", 0.0, 0.0..=2.0)?),
-        };
-        let seed = match req.get("seed") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| bad_request(format!("seed {v}: must be a whole number")))?,
-        };
-        let positive = |field: &str| -> Result<Option<f64>, ApiError> {
-            match req.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|x| *x > 0.0 && x.is_finite())
-                    .map(Some)
-                    .ok_or_else(|| bad_request(format!("{field} {v}: must be a positive number"))),
-            }
-        };
-        let defaults = SamplingOptions::default();
-        let eps = positive("eps")?.unwrap_or(defaults.eps);
-        if eps >= 1.0 {
-            return Err(bad_request(format!("eps {eps}: must be below 1")));
-        }
-        Ok(SamplingOptions {
-            steps: optional_count(req, "steps")?,
-            sampler: optional_parse(req, "sampler")?,
-            temperature,
-            top_p,
-            top_k: optional_count(req, "top_k")?,
-            alg_temp: positive("alg_temp")?,
-            eps,
-            threshold,
-            factor: positive("factor")?,
-            cache: optional_parse::<CacheMode>(req, "cache")?.unwrap_or_default(),
-            eos: optional_parse::<EosPolicy>(req, "eos")?.unwrap_or(defaults.eos),
-            sub_block: optional_count(req, "sub_block")?,
-            seed,
-            ..defaults
-        })
-    }
-
     fn prepare(&self, route: Route, req: &Value) -> Result<Prepared, ApiError> {
         if req.get("stream").and_then(Value::as_bool) == Some(true) {
             return Err(bad_request("\"stream\": true is not supported"));
@@ -383,7 +171,7 @@ impl DiffusionBackend {
         let block = optional_count(req, "block_length")?;
         let cfg = self
             .engine
-            .config(&self.sampling(req)?, gen, block)
+            .config(&sampling(req)?, gen, block)
             .map_err(|e| bad_request(e.to_string()))?;
         let before = encode(&prompt)?;
         let canvas = match &suffix {
@@ -457,22 +245,7 @@ impl DiffusionBackend {
     fn prepare_denoise(&self, req: &Value) -> Result<Prepared, ApiError> {
         unknown_fields(req, DENOISE_FIELDS)?;
         let model = &self.engine.model;
-        let ids = |field: &str, bound: usize| -> Result<Vec<usize>, ApiError> {
-            req.get(field)
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad_request(format!("\"{field}\" must be a list of whole numbers")))?
-                .iter()
-                .map(|v| {
-                    v.as_u64()
-                        .map(|n| n as usize)
-                        .filter(|&n| n < bound)
-                        .ok_or_else(|| {
-                            bad_request(format!("{field}: {v} is not a whole number below {bound}"))
-                        })
-                })
-                .collect()
-        };
-        let mut tokens: Vec<u32> = ids("tokens", model.vocab_rows)?
+        let mut tokens: Vec<u32> = below(req, "tokens", model.vocab_rows)?
             .into_iter()
             .map(|t| t as u32)
             .collect();
@@ -482,7 +255,7 @@ impl DiffusionBackend {
                 model.max_positions()
             )));
         }
-        let mut positions = ids("positions", tokens.len())?;
+        let mut positions = below(req, "positions", tokens.len())?;
         positions.sort_unstable();
         positions.dedup();
         let (Some(&first), Some(&last)) = (positions.first(), positions.last()) else {
@@ -510,7 +283,7 @@ impl DiffusionBackend {
                 _ => return Err(bad_request(format!("span {v}: must be [start, end]"))),
             },
         };
-        let mut sampling = self.sampling(req)?;
+        let mut sampling = sampling(req)?;
         sampling.steps = Some(sampling.steps.unwrap_or(positions.len()).min(span.len()));
         let block = optional_count(req, "block_length")?.unwrap_or(span.len());
         let cfg = self
@@ -618,23 +391,7 @@ impl DiffusionBackend {
     fn loss(&mut self, req: &Value) -> Result<Value, ApiError> {
         unknown_fields(req, &["model", "tokens", "positions", "targets"])?;
         let model = &self.engine.model;
-        let list = |field: &str, bound: usize| -> Result<Vec<usize>, ApiError> {
-            let items = req.get(field).and_then(Value::as_array).ok_or_else(|| {
-                bad_request(format!("\"{field}\" must be a list of whole numbers"))
-            })?;
-            items
-                .iter()
-                .map(|v| {
-                    v.as_u64()
-                        .map(|n| n as usize)
-                        .filter(|&n| n < bound)
-                        .ok_or_else(|| {
-                            bad_request(format!("{field}: {v} is not a whole number below {bound}"))
-                        })
-                })
-                .collect()
-        };
-        let tokens: Vec<u32> = list("tokens", model.vocab_rows)?
+        let tokens: Vec<u32> = below(req, "tokens", model.vocab_rows)?
             .into_iter()
             .map(|t| t as u32)
             .collect();
@@ -644,8 +401,8 @@ impl DiffusionBackend {
                 model.max_positions()
             )));
         }
-        let positions = list("positions", tokens.len())?;
-        let targets: Vec<u32> = list("targets", model.vocab_rows)?
+        let positions = below(req, "positions", tokens.len())?;
+        let targets: Vec<u32> = below(req, "targets", model.vocab_rows)?
             .into_iter()
             .map(|t| t as u32)
             .collect();

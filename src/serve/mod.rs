@@ -11,6 +11,7 @@
 
 mod chat;
 mod diffusion;
+mod fields;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
