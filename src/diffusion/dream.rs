@@ -134,6 +134,28 @@ impl Config {
     }
 }
 
+impl super::model::FamilyConfig for Config {
+    const LAYERS: &'static str = "num_hidden_layers";
+    fn layers(&self) -> usize {
+        self.num_hidden_layers
+    }
+    fn check(&self) -> std::result::Result<(), Invalid> {
+        Config::check(self)
+    }
+    fn unsupported(&self) -> Option<(&'static str, String)> {
+        Config::unsupported(self)
+    }
+    fn mask(&self) -> Option<u32> {
+        self.mask_token_id
+    }
+    fn eos(&self) -> Vec<u32> {
+        Config::eos(self).into_iter().collect()
+    }
+    fn rows(&self) -> usize {
+        self.vocab_size
+    }
+}
+
 pub struct Model {
     net: Transformer,
 }

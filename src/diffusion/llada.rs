@@ -131,6 +131,28 @@ impl Config {
     }
 }
 
+impl super::model::FamilyConfig for Config {
+    const LAYERS: &'static str = "n_layers";
+    fn layers(&self) -> usize {
+        self.n_layers
+    }
+    fn check(&self) -> std::result::Result<(), Invalid> {
+        Config::check(self)
+    }
+    fn unsupported(&self) -> Option<(&'static str, String)> {
+        Config::unsupported(self)
+    }
+    fn mask(&self) -> Option<u32> {
+        self.mask_token_id
+    }
+    fn eos(&self) -> Vec<u32> {
+        self.eos_token_id.into_iter().collect()
+    }
+    fn rows(&self) -> usize {
+        Config::rows(self)
+    }
+}
+
 pub struct Model {
     net: Transformer,
 }

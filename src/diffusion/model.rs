@@ -269,6 +269,79 @@ pub struct Served {
     pub params: usize,
 }
 
+fn invalid_in(path: &Path, i: super::check::Invalid) -> ModelError {
+    ModelError::Invalid {
+        path: path.display().to_string(),
+        field: i.field,
+        value: i.value,
+        why: i.why,
+    }
+}
+
+/// What loading needs from a family's config.json, whatever its fields are called.
+pub(super) trait FamilyConfig: for<'de> Deserialize<'de> {
+    /// config.json's name for the number of blocks.
+    const LAYERS: &'static str;
+    fn layers(&self) -> usize;
+    /// Values that cannot work, by their config.json field.
+    fn check(&self) -> Result<(), super::check::Invalid>;
+    /// A setting the network does not implement, by its config.json field.
+    fn unsupported(&self) -> Option<(&'static str, String)>;
+    fn mask(&self) -> Option<u32>;
+    fn eos(&self) -> Vec<u32>;
+    /// Rows of the output head.
+    fn rows(&self) -> usize;
+}
+
+/// One family's config.json, read and checked, and its network built when weights are here.
+struct Reader<'a> {
+    path: &'a Path,
+    /// Blocks the weights hold (`None`: no weights here).
+    blocks: Option<usize>,
+    vb: Option<VarBuilder<'static>>,
+}
+
+type Opened = (Option<Net>, Option<u32>, Vec<u32>, usize);
+
+impl Reader<'_> {
+    fn config<C: FamilyConfig>(
+        self,
+        build: impl FnOnce(&C, VarBuilder<'static>) -> candle_core::Result<Net>,
+    ) -> Result<(Option<Net>, C), ModelError> {
+        let cfg: C = read_json(self.path)?;
+        let invalid = |i| invalid_in(self.path, i);
+        cfg.check().map_err(invalid)?;
+        if let Some((field, value)) = cfg.unsupported() {
+            let path = self.path.display().to_string();
+            return Err(ModelError::Unsupported { path, field, value });
+        }
+        if let Some(b) = self.blocks {
+            super::check::blocks(C::LAYERS, cfg.layers(), b).map_err(invalid)?;
+        }
+        let dir = self
+            .path
+            .parent()
+            .unwrap_or(self.path)
+            .display()
+            .to_string();
+        let net = self
+            .vb
+            .map(|vb| build(&cfg, vb))
+            .transpose()
+            .map_err(|source| ModelError::Weights { dir, source })?;
+        Ok((net, cfg))
+    }
+
+    /// [`Reader::config`], with what every family reads from it.
+    fn open<C: FamilyConfig>(
+        self,
+        build: impl FnOnce(&C, VarBuilder<'static>) -> candle_core::Result<Net>,
+    ) -> Result<Opened, ModelError> {
+        let (net, cfg) = self.config(build)?;
+        Ok((net, cfg.mask(), cfg.eos(), cfg.rows()))
+    }
+}
+
 impl DiffusionLm {
     /// Load a checkpoint directory. Weights are memory-mapped.
     pub fn load(
@@ -344,157 +417,53 @@ impl DiffusionLm {
             Network::Served(s) => (s.context, Device::Cpu, DType::F32),
             Network::Load { device, dtype } => (0, device.clone(), dtype),
         };
-        let invalid = |i: super::check::Invalid| ModelError::Invalid {
-            path: config_path.display().to_string(),
-            field: i.field,
-            value: i.value,
-            why: i.why,
-        };
-        let weights = |source| ModelError::Weights {
-            dir: dir.display().to_string(),
-            source,
-        };
-        let unsupported = |(field, value): (&'static str, String)| ModelError::Unsupported {
-            path: config_path.display().to_string(),
-            field,
-            value,
-        };
         let mut block_causal = None;
-        let (net, config_mask, eos, rows) = match family {
-            Family::Llada => {
-                let cfg: llada::Config = read_json(&config_path)?;
-                cfg.check().map_err(invalid)?;
-                if let Some(u) = cfg.unsupported() {
-                    return Err(unsupported(u));
-                }
-                if let Some(b) = blocks {
-                    super::check::blocks("n_layers", cfg.n_layers, b).map_err(invalid)?;
-                }
-                let rows = cfg.rows();
-                let eos = cfg.eos_token_id.into_iter().collect::<Vec<_>>();
-                (
-                    vb.map(|vb| llada::Model::new(&cfg, vb).map(Net::Llada))
-                        .transpose()
-                        .map_err(weights)?,
-                    cfg.mask_token_id,
-                    eos,
-                    rows,
-                )
-            }
-            Family::Dream => {
-                let cfg: dream::Config = read_json(&config_path)?;
-                cfg.check().map_err(invalid)?;
-                if let Some(u) = cfg.unsupported() {
-                    return Err(unsupported(u));
-                }
-                if let Some(b) = blocks {
-                    super::check::blocks("num_hidden_layers", cfg.num_hidden_layers, b)
-                        .map_err(invalid)?;
-                }
-                let rows = cfg.vocab_size;
-                let eos = cfg.eos().into_iter().collect::<Vec<_>>();
-                (
-                    vb.map(|vb| dream::Model::new(&cfg, vb).map(Net::Dream))
-                        .transpose()
-                        .map_err(weights)?,
-                    cfg.mask_token_id,
-                    eos,
-                    rows,
-                )
-            }
-            Family::Sdar => {
-                let cfg: sdar::Config = read_json(&config_path)?;
-                cfg.check().map_err(invalid)?;
-                if let Some(u) = cfg.unsupported() {
-                    return Err(unsupported(u));
-                }
-                if let Some(b) = blocks {
-                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
-                        .map_err(invalid)?;
-                }
-                block_causal = Some(cfg.block());
-                // The chat checkpoints end a turn with `<|im_end|>`, which only
-                // generation_config.json names; SDAR's loops stop at both.
-                let mut eos = cfg.qwen.eos_ids();
-                for id in generation.eos_ids() {
-                    if !eos.contains(&id) {
-                        eos.push(id);
-                    }
-                }
-                (
-                    vb.map(|vb| sdar::Model::new(&cfg, vb).map(Net::Sdar))
-                        .transpose()
-                        .map_err(weights)?,
-                    cfg.qwen.mask_token_id,
-                    eos,
-                    cfg.qwen.vocab_size,
-                )
-            }
-            Family::A2d => {
-                let cfg: a2d::Config = read_json(&config_path)?;
-                cfg.qwen.check().map_err(invalid)?;
-                if let Some(u) = cfg.qwen.unsupported() {
-                    return Err(unsupported(u));
-                }
-                if let Some(b) = blocks {
-                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
-                        .map_err(invalid)?;
-                }
-                // bd3lm and mdlm share config.json; the manifest says which one this is.
-                block_causal = overrides.block_size;
-                (
-                    vb.map(|vb| a2d::Model::new(&cfg, vb).map(Net::A2d))
-                        .transpose()
-                        .map_err(weights)?,
-                    cfg.qwen.mask_token_id,
-                    cfg.qwen.eos_ids(),
-                    cfg.qwen.vocab_size,
-                )
-            }
-            Family::FastDllmV2 => {
-                let cfg: fast_dllm::Config = read_json(&config_path)?;
-                cfg.check().map_err(invalid)?;
-                if let Some(u) = cfg.unsupported() {
-                    return Err(unsupported(u));
-                }
-                if let Some(b) = blocks {
-                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
-                        .map_err(invalid)?;
-                }
-                block_causal = Some(cfg.bd_size);
-                // Its loops stop at config.json's `<|im_end|>` alone (generation_config.json
-                // is the base model's, which the custom generate never reads).
-                (
-                    vb.map(|vb| fast_dllm::Model::new(&cfg, vb).map(Net::FastDllmV2))
-                        .transpose()
-                        .map_err(weights)?,
-                    cfg.qwen.mask_token_id,
-                    cfg.qwen.eos_ids(),
-                    cfg.qwen.vocab_size,
-                )
-            }
-            Family::OpenDcoder => {
-                let cfg: open_dcoder::Config = read_json(&config_path)?;
-                cfg.qwen.check().map_err(invalid)?;
-                if let Some(u) = cfg.qwen.unsupported() {
-                    return Err(unsupported(u));
-                }
-                if let Some(b) = blocks {
-                    super::check::blocks("num_hidden_layers", cfg.qwen.num_hidden_layers, b)
-                        .map_err(invalid)?;
-                }
-                (
-                    vb.map(|vb| open_dcoder::Model::new(&cfg, vb).map(Net::OpenDcoder))
-                        .transpose()
-                        .map_err(weights)?,
-                    cfg.qwen.mask_token_id,
-                    cfg.qwen.eos_ids(),
-                    cfg.qwen.vocab_size,
-                )
-            }
+        let read = |vb: Option<VarBuilder<'static>>| Reader {
+            path: &config_path,
+            blocks,
+            vb,
         };
+        let (net, config_mask, eos, rows) =
+            match family {
+                Family::Llada => read(vb)
+                    .open(|c: &llada::Config, vb| llada::Model::new(c, vb).map(Net::Llada))?,
+                Family::Dream => read(vb)
+                    .open(|c: &dream::Config, vb| dream::Model::new(c, vb).map(Net::Dream))?,
+                Family::Sdar => {
+                    let (net, cfg) = read(vb)
+                        .config(|c: &sdar::Config, vb| sdar::Model::new(c, vb).map(Net::Sdar))?;
+                    block_causal = Some(cfg.block());
+                    // The chat checkpoints end a turn with `<|im_end|>`, which only
+                    // generation_config.json names; SDAR's loops stop at both.
+                    let mut eos = cfg.eos();
+                    for id in generation.eos_ids() {
+                        if !eos.contains(&id) {
+                            eos.push(id);
+                        }
+                    }
+                    (net, cfg.mask(), eos, cfg.rows())
+                }
+                Family::A2d => {
+                    // bd3lm and mdlm share config.json; the manifest says which one this is.
+                    block_causal = overrides.block_size;
+                    read(vb).open(|c: &a2d::Config, vb| a2d::Model::new(c, vb).map(Net::A2d))?
+                }
+                Family::FastDllmV2 => {
+                    // Its loops stop at config.json's `<|im_end|>` alone (generation_config.json
+                    // is the base model's, which the custom generate never reads).
+                    let (net, cfg) = read(vb).config(|c: &fast_dllm::Config, vb| {
+                        fast_dllm::Model::new(c, vb).map(Net::FastDllmV2)
+                    })?;
+                    block_causal = Some(cfg.bd_size);
+                    (net, cfg.mask(), cfg.eos(), cfg.rows())
+                }
+                Family::OpenDcoder => read(vb).open(|c: &open_dcoder::Config, vb| {
+                    open_dcoder::Model::new(c, vb).map(Net::OpenDcoder)
+                })?,
+            };
         let mask_id = codec.mask_id(overrides.mask_id.or(config_mask))?;
-        super::check::token("mask_token_id", Some(mask_id), rows).map_err(invalid)?;
+        super::check::token("mask_token_id", Some(mask_id), rows)
+            .map_err(|i| invalid_in(&config_path, i))?;
         let name = dir
             .canonicalize()
             .ok()
