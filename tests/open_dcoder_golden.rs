@@ -5,43 +5,30 @@
 //! with Dream's `entropy` and `maskgit_plus`, for completions and infills, 1 to 16 steps, and the
 //! reference's pass count.
 
-use std::path::Path;
+#[path = "support/golden.rs"]
+mod golden;
 
-use candle_core::{DType, Device};
+use golden::ids;
+
 use ouroboros::diffusion::{
     generate, CacheMode, Canvas, DiffusionLm, EosPolicy, Family, GenerateConfig, Overrides,
     SamplerKind, TokenSampling, Visibility,
 };
 use serde_json::Value;
 
-const FIXTURES: &str = "tests/fixtures/diffusion";
-
 /// Its config.json names no diffusion family; the manifest does, as here.
 fn load() -> DiffusionLm {
-    DiffusionLm::load(
-        &Path::new(FIXTURES).join("tiny-open-dcoder"),
-        &Device::Cpu,
-        DType::F32,
+    golden::load(
+        "tiny-open-dcoder",
         &Overrides {
             family: Some(Family::OpenDcoder),
             ..Overrides::default()
         },
     )
-    .unwrap()
 }
 
 fn goldens() -> Value {
-    let text =
-        std::fs::read_to_string(Path::new(FIXTURES).join("golden_open_dcoder.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    golden::json("golden_open_dcoder.json")
 }
 
 #[test]
@@ -56,29 +43,13 @@ fn the_checkpoint_reads_with_the_tokenizers_mask_and_a_shift() {
 #[test]
 fn logits_match_the_reference_with_full_attention() {
     let m = load();
-    let tensors = candle_core::safetensors::load(
-        Path::new(FIXTURES).join("golden_open_dcoder_logits.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let tensors = golden::tensors("golden_open_dcoder_logits.safetensors");
     for entry in goldens()["logits"].as_array().unwrap() {
         let name = entry["name"].as_str().unwrap();
-        let input: Vec<u32> = tensors[&format!("{name}.input_ids")]
-            .to_vec1::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as u32)
-            .collect();
+        let input = golden::token_ids(&tensors[&format!("{name}.input_ids")]);
         let expected = &tensors[&format!("{name}.logits")];
         let ours = m.logits_under(&input, Visibility::All).unwrap();
-        let diff = (ours - expected)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = golden::max_diff(ours, expected, name);
         println!("{name}: max |Δlogit| = {diff:e}");
         assert!(diff <= 1e-4, "{name}: logits differ by {diff}");
     }

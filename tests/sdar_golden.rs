@@ -10,37 +10,22 @@
 //! evaluation loop, whose confidence is the probability before the filters. Cases with
 //! threshold 0 are skipped: `--threshold` must be above 0.
 
-use std::path::Path;
+#[path = "support/golden.rs"]
+mod golden;
 
-use candle_core::{DType, Device};
+use golden::ids;
+
 use ouroboros::diffusion::{
     generate, CacheMode, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides, SamplerKind,
     TokenSampling, Visibility,
 };
 
-const FIXTURES: &str = "tests/fixtures/diffusion";
-
 fn load() -> DiffusionLm {
-    DiffusionLm::load(
-        &Path::new(FIXTURES).join("tiny-sdar"),
-        &Device::Cpu,
-        DType::F32,
-        &Overrides::default(),
-    )
-    .unwrap()
+    golden::load("tiny-sdar", &Overrides::default())
 }
 
 fn goldens() -> serde_json::Value {
-    let text = std::fs::read_to_string(Path::new(FIXTURES).join("golden_sdar.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    golden::json("golden_sdar.json")
 }
 
 #[test]
@@ -61,32 +46,15 @@ fn the_checkpoint_reads_as_block_causal_with_both_stop_ids() {
 #[test]
 fn sdar_logits_match_the_reference_under_the_block_causal_mask() {
     let m = load();
-    let tensors = candle_core::safetensors::load(
-        Path::new(FIXTURES).join("golden_sdar_logits.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let tensors = golden::tensors("golden_sdar_logits.safetensors");
     let g = goldens();
     for entry in g["logits"].as_array().unwrap() {
         let name = entry["name"].as_str().unwrap();
         let block = entry["block_length"].as_u64().unwrap() as usize;
-        let input: Vec<u32> = tensors[&format!("{name}.input_ids")]
-            .to_vec1::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as u32)
-            .collect();
+        let input = golden::token_ids(&tensors[&format!("{name}.input_ids")]);
         let expected = &tensors[&format!("{name}.logits")];
         let ours = m.logits_under(&input, Visibility::blocks(block)).unwrap();
-        assert_eq!(ours.dims(), expected.dims(), "{name}");
-        let diff = (ours - expected)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = golden::max_diff(ours, expected, name);
         println!("{name}: max |Δlogit| = {diff:e}");
         assert!(diff <= 1e-4, "{name}: logits differ by {diff}");
     }
