@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::chat::{content_text, max_tokens};
 use super::fields::{
     below, details, optional_count, sampling, stops, unknown_fields, CHAT_FIELDS,
-    COMPLETION_FIELDS, DENOISE_FIELDS, EXTENSION_FIELDS, MAX_TOKENS,
+    COMPLETION_FIELDS, DENOISE_FIELDS, EXTENSION_FIELDS, LOSS_FIELDS, MAX_TOKENS,
 };
 use super::{bad_request, internal, ApiError, Backend, Route};
 use crate::diffusion::{generate_batch, Canvas, GenerateConfig, GenerateError, Generation};
@@ -389,7 +389,7 @@ impl DiffusionBackend {
     /// `/v1/ouroboros/loss`: the mean cross-entropy of `targets` at `positions` of `tokens`
     /// (masked there), as the context scorer computes it in-process.
     fn loss(&mut self, req: &Value) -> Result<Value, ApiError> {
-        unknown_fields(req, &["model", "tokens", "positions", "targets"])?;
+        unknown_fields(req, LOSS_FIELDS)?;
         let model = &self.engine.model;
         let tokens: Vec<u32> = below(req, "tokens", model.vocab_rows)?
             .into_iter()

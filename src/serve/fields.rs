@@ -11,74 +11,16 @@ use crate::engine::SamplingOptions;
 /// The most tokens one request may ask to generate.
 pub const MAX_TOKENS: u64 = 1 << 14;
 
-pub const COMPLETION_FIELDS: &[&str] = &[
+/// What completions and chat share with OpenAI's API.
+const STANDARD_FIELDS: &[&str] = &[
     "model",
-    "prompt",
-    "suffix",
     "max_tokens",
     "temperature",
     "top_p",
     "seed",
     "stop",
-    "steps",
-    "block_length",
-    "sampler",
-    "threshold",
-    "cache",
     "stream",
     "n",
-    "top_k",
-    "alg_temp",
-    "eps",
-    "factor",
-    "eos",
-    "sub_block",
-    "details",
-];
-pub const CHAT_FIELDS: &[&str] = &[
-    "model",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "steps",
-    "block_length",
-    "sampler",
-    "threshold",
-    "cache",
-    "stream",
-    "n",
-    "top_k",
-    "alg_temp",
-    "eps",
-    "factor",
-    "eos",
-    "sub_block",
-    "details",
-];
-pub const DENOISE_FIELDS: &[&str] = &[
-    "model",
-    "tokens",
-    "positions",
-    "steps",
-    "sampler",
-    "temperature",
-    "top_p",
-    "seed",
-    "threshold",
-    "cache",
-    "span",
-    "block_length",
-    "top_k",
-    "alg_temp",
-    "eps",
-    "factor",
-    "eos",
-    "sub_block",
-    "details",
 ];
 
 /// Ouroboros's own request fields, refused with `--openai-only`.
@@ -97,14 +39,37 @@ pub const EXTENSION_FIELDS: &[&str] = &[
     "details",
 ];
 
-pub fn unknown_fields(req: &Value, known: &[&str]) -> Result<(), ApiError> {
+pub const COMPLETION_FIELDS: &[&[&str]] =
+    &[STANDARD_FIELDS, &["prompt", "suffix"], EXTENSION_FIELDS];
+pub const CHAT_FIELDS: &[&[&str]] = &[
+    STANDARD_FIELDS,
+    &["messages", "max_completion_tokens"],
+    EXTENSION_FIELDS,
+];
+pub const DENOISE_FIELDS: &[&[&str]] = &[
+    &[
+        "model",
+        "tokens",
+        "positions",
+        "span",
+        "temperature",
+        "top_p",
+        "seed",
+    ],
+    EXTENSION_FIELDS,
+];
+pub const LOSS_FIELDS: &[&[&str]] = &[&["model", "tokens", "positions", "targets"]];
+
+/// A 400 naming the first field of `req` that none of `known` holds.
+pub fn unknown_fields(req: &Value, known: &[&[&str]]) -> Result<(), ApiError> {
     let Some(obj) = req.as_object() else {
         return Err(bad_request("the body must be a JSON object"));
     };
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+    let all: Vec<&str> = known.iter().flat_map(|k| k.iter().copied()).collect();
+    match obj.keys().find(|k| !all.contains(&k.as_str())) {
         Some(k) => Err(bad_request(format!(
             "unknown field {k:?} (known: {})",
-            known.join(", ")
+            all.join(", ")
         ))),
         None => Ok(()),
     }
