@@ -30,25 +30,9 @@ pub struct Config {
     pub qwen: qwen::Fields,
 }
 
-impl super::model::FamilyConfig for Config {
-    const LAYERS: &'static str = "num_hidden_layers";
-    fn layers(&self) -> usize {
-        self.qwen.num_hidden_layers
-    }
-    fn check(&self) -> std::result::Result<(), super::check::Invalid> {
-        self.qwen.check()
-    }
-    fn unsupported(&self) -> Option<(&'static str, String)> {
-        self.qwen.unsupported()
-    }
-    fn mask(&self) -> Option<u32> {
-        self.qwen.mask_token_id
-    }
-    fn eos(&self) -> Vec<u32> {
-        self.qwen.eos_ids()
-    }
-    fn rows(&self) -> usize {
-        self.qwen.vocab_size
+impl qwen::QwenConfig for Config {
+    fn qwen(&self) -> &qwen::Fields {
+        &self.qwen
     }
 }
 

@@ -242,3 +242,37 @@ impl Fields {
         }
     }
 }
+
+/// A config.json on the Qwen layout: its loading needs are the shared fields', plus whatever
+/// the family checks besides.
+pub trait QwenConfig: for<'de> serde::Deserialize<'de> {
+    fn qwen(&self) -> &Fields;
+    fn check(&self) -> std::result::Result<(), super::check::Invalid> {
+        self.qwen().check()
+    }
+    fn unsupported(&self) -> Option<(&'static str, String)> {
+        self.qwen().unsupported()
+    }
+}
+
+impl<C: QwenConfig> super::model::FamilyConfig for C {
+    const LAYERS: &'static str = "num_hidden_layers";
+    fn layers(&self) -> usize {
+        self.qwen().num_hidden_layers
+    }
+    fn check(&self) -> std::result::Result<(), super::check::Invalid> {
+        QwenConfig::check(self)
+    }
+    fn unsupported(&self) -> Option<(&'static str, String)> {
+        QwenConfig::unsupported(self)
+    }
+    fn mask(&self) -> Option<u32> {
+        self.qwen().mask_token_id
+    }
+    fn eos(&self) -> Vec<u32> {
+        self.qwen().eos_ids()
+    }
+    fn rows(&self) -> usize {
+        self.qwen().vocab_size
+    }
+}

@@ -52,25 +52,15 @@ impl Config {
     }
 }
 
-impl super::model::FamilyConfig for Config {
-    const LAYERS: &'static str = "num_hidden_layers";
-    fn layers(&self) -> usize {
-        self.qwen.num_hidden_layers
+impl qwen::QwenConfig for Config {
+    fn qwen(&self) -> &qwen::Fields {
+        &self.qwen
     }
     fn check(&self) -> std::result::Result<(), super::check::Invalid> {
         Config::check(self)
     }
     fn unsupported(&self) -> Option<(&'static str, String)> {
         Config::unsupported(self)
-    }
-    fn mask(&self) -> Option<u32> {
-        self.qwen.mask_token_id
-    }
-    fn eos(&self) -> Vec<u32> {
-        self.qwen.eos_ids()
-    }
-    fn rows(&self) -> usize {
-        self.qwen.vocab_size
     }
 }
 
