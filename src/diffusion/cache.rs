@@ -55,6 +55,14 @@ impl KvCache {
         Ok(KvCache { layers })
     }
 
+    /// `prev` (if any) followed by `fresh`: a cache grown by the positions after it.
+    pub fn after(prev: Option<&KvCache>, fresh: KvCache) -> Result<KvCache> {
+        match prev {
+            Some(c) => c.extended(&fresh),
+            None => Ok(fresh),
+        }
+    }
+
     /// This cache followed by `more`, the keys and values of the positions after it.
     pub fn extended(&self, more: &KvCache) -> Result<KvCache> {
         if self.layers.len() != more.layers.len() {

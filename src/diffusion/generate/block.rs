@@ -281,10 +281,7 @@ impl<'c> BlockDecoder<'c> {
             }
             Phase::Store => {
                 let fresh = kept.unwrap_or_default();
-                self.cache = Some(match self.cache.take() {
-                    Some(c) => c.extended(&fresh)?,
-                    None => fresh,
-                });
+                self.cache = Some(KvCache::after(self.cache.as_ref(), fresh)?);
                 self.note_cache();
                 self.next_block();
                 return Ok(());

@@ -287,10 +287,7 @@ impl<'c> SubBlockDecoder<'c> {
         match self.phase {
             Phase::Prefill | Phase::Store => {
                 if let Some(fresh) = kept {
-                    self.cache = Some(match self.cache.take() {
-                        Some(c) => c.extended(&fresh)?,
-                        None => fresh,
-                    });
+                    self.cache = Some(KvCache::after(self.cache.as_ref(), fresh)?);
                     let bytes = self.cache.as_ref().map_or(0, KvCache::bytes);
                     self.out.kv_bytes = self.out.kv_bytes.max(bytes);
                 }
@@ -314,10 +311,7 @@ impl<'c> SubBlockDecoder<'c> {
         if let Some(fresh) = kept {
             self.block_kv = Some(match (self.kind, self.block_kv.take()) {
                 (Kind::Part(at), Some(held)) => spliced(&held, at, &fresh)?,
-                _ => match &self.cache {
-                    Some(c) => c.extended(&fresh)?,
-                    None => fresh,
-                },
+                _ => KvCache::after(self.cache.as_ref(), fresh)?,
             });
             let bytes = self.block_kv.as_ref().map_or(0, KvCache::bytes);
             self.out.kv_bytes = self.out.kv_bytes.max(bytes);
