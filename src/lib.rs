@@ -22,6 +22,7 @@ pub mod gate;
 pub mod hash;
 pub mod http;
 pub mod interrupt;
+pub mod kernels;
 pub mod lang;
 pub mod librarian;
 pub mod memory;

@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use ouroboros::diffusion::{
     generate, CacheMode, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides, SamplerKind,
-    TokenSampling,
+    Scoring, TokenSampling,
 };
 
 const FIXTURES: &str = "tests/fixtures/diffusion";
@@ -211,4 +211,18 @@ fn llada_cached_generations_match_fast_dllm() {
 #[test]
 fn dream_cached_generations_match_fast_dllm() {
     run_cases("golden_cache.json", "dream", &load("tiny-dream"), false);
+}
+
+/// The same goldens when each step reads the kernel's row statistics instead of whole rows, as
+/// it does on a GPU: here the op runs its CPU reference, so this checks the wiring (EOS policy,
+/// mask ban, which number each sampler ranks by); the CUDA kernel itself is checked against
+/// that reference by `kernels::check`.
+#[test]
+fn goldens_hold_when_steps_read_row_statistics() {
+    for name in ["llada", "dream"] {
+        let mut model = load(&format!("tiny-{name}"));
+        model.scoring = Scoring::Device;
+        run_cases("golden_generations.json", name, &model, false);
+        run_cases("golden_cache.json", name, &model, name == "llada");
+    }
 }

@@ -20,7 +20,7 @@ use golden::ids;
 
 use ouroboros::diffusion::{
     generate, CacheMode, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides, SamplerKind,
-    TokenSampling, Visibility,
+    Scoring, TokenSampling, Visibility,
 };
 use serde_json::Value;
 
@@ -96,7 +96,18 @@ fn config(c: &Value, cache: CacheMode) -> GenerateConfig {
 
 #[test]
 fn greedy_generations_match_the_checkpoints_generate_with_and_without_the_cache() {
+    greedy_generations(Scoring::Host);
+}
+
+/// The same, each step reading the row-statistics op (the GPU path; its CPU reference here).
+#[test]
+fn the_greedy_goldens_hold_when_steps_read_row_statistics() {
+    greedy_generations(Scoring::Device);
+}
+
+fn greedy_generations(scoring: Scoring) {
     let mut m = load();
+    m.scoring = scoring;
     let g = goldens();
     let block = |c: &Value| c["block_size"].as_u64().unwrap() as usize;
     let (mut compared, mut passes_checked) = (0, 0);

@@ -17,7 +17,7 @@ use golden::ids;
 
 use ouroboros::diffusion::{
     generate, CacheMode, Canvas, DiffusionLm, EosPolicy, GenerateConfig, Overrides, SamplerKind,
-    TokenSampling, Visibility,
+    Scoring, TokenSampling, Visibility,
 };
 
 fn load() -> DiffusionLm {
@@ -92,7 +92,18 @@ fn config(c: &serde_json::Value, cache: CacheMode) -> Option<GenerateConfig> {
 
 #[test]
 fn greedy_generations_match_the_evaluation_loop_with_and_without_the_cache() {
+    greedy_generations(Scoring::Host);
+}
+
+/// The same, each step reading the row-statistics op (the GPU path; its CPU reference here).
+#[test]
+fn the_greedy_goldens_hold_when_steps_read_row_statistics() {
+    greedy_generations(Scoring::Device);
+}
+
+fn greedy_generations(scoring: Scoring) {
     let mut m = load();
+    m.scoring = scoring;
     let g = goldens();
     let default_eos = m.eos_ids.clone();
     let (mut compared, mut skipped) = (0, 0);

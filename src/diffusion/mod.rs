@@ -26,6 +26,6 @@ pub use generate::{
     EosPolicy, GenerateConfig, GenerateError, Generation, StepEvent,
 };
 pub use model::{
-    is_diffusion_checkpoint, DiffusionLm, Family, ModelError, Overrides, Schedule, Served,
+    is_diffusion_checkpoint, DiffusionLm, Family, ModelError, Overrides, Schedule, Scoring, Served,
 };
 pub use sampler::{SamplerKind, TokenSampling};

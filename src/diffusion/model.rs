@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::cache::{Pass, Segment, Visibility};
 use super::layers::gather_rows;
 use super::tokenizer::{TextCodec, TokenizerError};
-use super::weights::MappedWeights;
+use super::weights::{MappedWeights, RandomWeights};
 use super::{a2d, dream, fast_dllm, llada, open_dcoder, sdar};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -201,6 +201,26 @@ pub struct DiffusionLm {
     pub generation: GenerationDefaults,
     pub device: Device,
     pub dtype: DType,
+    /// Where a greedy step reduces its logits rows to the sampler's few numbers.
+    pub scoring: Scoring,
+}
+
+/// Where a step's logits become candidates. On a GPU the rows stay there and a kernel
+/// (`crate::kernels::row_stats`) sends back six floats per position; on the CPU the samplers
+/// read the rows directly. Sampling at a temperature always reads whole rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    Host,
+    Device,
+}
+
+impl Scoring {
+    pub fn for_device(device: &Device) -> Scoring {
+        match device {
+            Device::Cuda(_) => Scoring::Device,
+            _ => Scoring::Host,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -258,6 +278,12 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError>
 enum Network<'a> {
     /// Its weights, memory-mapped onto a device.
     Load { device: &'a Device, dtype: DType },
+    /// Random weights of config.json's shape, drawn on the device (for speed benchmarks).
+    Random {
+        device: &'a Device,
+        dtype: DType,
+        seed: u64,
+    },
     /// Nowhere here: a server runs it; what the server reports about it.
     Served(&'a Served),
 }
@@ -353,6 +379,27 @@ impl DiffusionLm {
         Self::open(dir, overrides, Network::Load { device, dtype })
     }
 
+    /// A checkpoint folder's config.json and tokenizer with random weights of that shape,
+    /// drawn on `device` (see `weights::RandomWeights`): for timing a layout whose weights are
+    /// not here. Its output is noise.
+    pub fn random(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        seed: u64,
+        overrides: &Overrides,
+    ) -> Result<DiffusionLm, ModelError> {
+        Self::open(
+            dir,
+            overrides,
+            Network::Random {
+                device,
+                dtype,
+                seed,
+            },
+        )
+    }
+
     /// A checkpoint's tokenizer and settings without its weights, for a model that a server
     /// runs: everything but a forward pass works.
     pub fn describe(
@@ -395,6 +442,7 @@ impl DiffusionLm {
             generation.top_k = None;
         }
         let codec = TextCodec::load(dir)?;
+        let mut drawn = None;
         let (shards, params, blocks, vb) = match network {
             Network::Load { device, dtype } => {
                 let shards = crate::checkpoint::weight_files(dir)?;
@@ -411,11 +459,27 @@ impl DiffusionLm {
                 let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
                 (shards, params, Some(blocks), Some(vb))
             }
+            Network::Random {
+                device,
+                dtype,
+                seed,
+            } => {
+                let weights_error = |source| ModelError::Weights {
+                    dir: dir.display().to_string(),
+                    source,
+                };
+                let (backend, count) = RandomWeights::new(device, seed).map_err(weights_error)?;
+                drawn = Some(count);
+                let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
+                (Vec::new(), 0, None, Some(vb))
+            }
             Network::Served(s) => (Vec::new(), s.params, None, None),
         };
         let (network_context, device, dtype) = match network {
             Network::Served(s) => (s.context, Device::Cpu, DType::F32),
-            Network::Load { device, dtype } => (0, device.clone(), dtype),
+            Network::Load { device, dtype } | Network::Random { device, dtype, .. } => {
+                (0, device.clone(), dtype)
+            }
         };
         let mut block_causal = None;
         let read = |vb: Option<VarBuilder<'static>>| Reader {
@@ -492,9 +556,10 @@ impl DiffusionLm {
                 _ => Schedule::Llada,
             },
             vocab_rows: rows,
-            params,
+            params: drawn.map_or(params, |n| n.load(std::sync::atomic::Ordering::Relaxed)),
             shards,
             generation,
+            scoring: Scoring::for_device(&device),
             device,
             dtype,
         })

@@ -26,11 +26,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::decoder::Feed;
-use super::pick::{apply_eos, by_factor, dllm_transfer_counts, llada_transfer_counts, top_k};
+use super::pick::{by_factor, dllm_transfer_counts, llada_transfer_counts, top_k};
+use super::scores::Scores;
 use super::{CacheMode, Canvas, GenerateConfig, Generation, StepEvent};
 use crate::diffusion::cache::{KvCache, Segment, Visibility};
 use crate::diffusion::model::Schedule;
-use crate::diffusion::sampler::{dream_candidate, sdar_candidate, Candidate, SamplerKind};
+use crate::diffusion::sampler::{Candidate, SamplerKind};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
@@ -43,7 +44,7 @@ enum Phase {
 }
 
 pub struct BlockDecoder<'c> {
-    cfg: &'c GenerateConfig,
+    pub(super) cfg: &'c GenerateConfig,
     eos: &'c [u32],
     pub canvas: Canvas,
     mask: u32,
@@ -265,7 +266,7 @@ impl<'c> BlockDecoder<'c> {
     pub fn take(
         &mut self,
         feed: &Feed,
-        mut rows: Vec<Vec<f32>>,
+        mut rows: Vec<Scores>,
         kept: Option<KvCache>,
         pass_ms: f64,
         observe: &mut dyn FnMut(&StepEvent),
@@ -289,7 +290,7 @@ impl<'c> BlockDecoder<'c> {
             Phase::Denoise | Phase::Done => {}
         }
         for row in &mut rows {
-            apply_eos(row, self.eos, self.cfg.eos);
+            row.apply_eos(self.eos, self.cfg.eos);
         }
         let candidates: Vec<Candidate> = rows.iter().map(|r| self.candidate(r)).collect();
         let picks = self.picks(&candidates);
@@ -322,18 +323,18 @@ impl<'c> BlockDecoder<'c> {
 
     /// SDAR's own candidates for `low_confidence` (the probability before top-k/top-p);
     /// `maskgit_plus`, `topk_margin` and `entropy` score as Dream's do, `random` at random.
-    fn candidate(&mut self, row: &[f32]) -> Candidate {
+    fn candidate(&mut self, row: &Scores) -> Candidate {
         let s = self.cfg.sampling;
         match self.cfg.sampler {
             SamplerKind::LowConfidence | SamplerKind::Origin => {
-                sdar_candidate(row, s, self.mask, &mut self.rng)
+                row.sdar(s, self.mask, &mut self.rng)
             }
             SamplerKind::Random => {
-                let mut c = sdar_candidate(row, s, self.mask, &mut self.rng);
+                let mut c = row.sdar(s, self.mask, &mut self.rng);
                 c.confidence = self.rng.random::<f64>();
                 c
             }
-            kind => dream_candidate(row, s, kind, self.mask, &mut self.rng),
+            kind => row.dream(s, kind, self.mask, &mut self.rng),
         }
     }
 

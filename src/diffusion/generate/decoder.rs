@@ -15,13 +15,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::pick::{
-    apply_eos, by_factor, by_threshold, dllm_transfer_counts, dream_timesteps,
-    llada_transfer_counts, sample_without_replacement, top_k,
+    by_factor, by_threshold, dllm_transfer_counts, dream_timesteps, llada_transfer_counts,
+    sample_without_replacement, top_k,
 };
+use super::scores::Scores;
 use super::{CacheMode, Canvas, GenerateConfig, Generation, StepEvent};
 use crate::diffusion::cache::{KvCache, Segment, Visibility};
 use crate::diffusion::model::Schedule;
-use crate::diffusion::sampler::{dream_candidate, llada_candidate, Candidate, SamplerKind};
+use crate::diffusion::sampler::{Candidate, SamplerKind};
 
 /// Where the decoder is within its current block.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,7 +77,7 @@ impl Feed {
 }
 
 pub struct Decoder<'c> {
-    cfg: &'c GenerateConfig,
+    pub(super) cfg: &'c GenerateConfig,
     eos: &'c [u32],
     pub canvas: Canvas,
     mask: u32,
@@ -290,7 +291,7 @@ impl<'c> Decoder<'c> {
     pub fn take(
         &mut self,
         feed: &Feed,
-        mut rows: Vec<Vec<f32>>,
+        mut rows: Vec<Scores>,
         kept: Option<KvCache>,
         pass_ms: f64,
         observe: &mut dyn FnMut(&StepEvent),
@@ -298,7 +299,7 @@ impl<'c> Decoder<'c> {
         let started = Instant::now();
         self.out.forward_passes += 1;
         for row in &mut rows {
-            apply_eos(row, self.eos, self.cfg.eos);
+            row.apply_eos(self.eos, self.cfg.eos);
         }
         let candidates: Vec<Candidate> = rows.iter().map(|row| self.candidate(row)).collect();
         let picks = if feed.first_only {
@@ -325,18 +326,17 @@ impl<'c> Decoder<'c> {
         Ok(())
     }
 
-    fn candidate(&mut self, row: &[f32]) -> Candidate {
+    fn candidate(&mut self, row: &Scores) -> Candidate {
         let cfg = self.cfg;
         if cfg.sampler.is_llada_style() {
-            llada_candidate(
-                row,
+            row.llada(
                 cfg.sampling.temperature,
                 cfg.sampler,
                 self.mask,
                 &mut self.rng,
             )
         } else {
-            dream_candidate(row, cfg.sampling, cfg.sampler, self.mask, &mut self.rng)
+            row.dream(cfg.sampling, cfg.sampler, self.mask, &mut self.rng)
         }
     }
 

@@ -12,8 +12,9 @@
 
 mod block;
 mod decoder;
-mod pick;
+pub(crate) mod pick;
 mod remask;
+mod scores;
 mod sub_block;
 
 use std::ops::Range;
@@ -21,12 +22,13 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::model::{DiffusionLm, Family, ModelError};
+use super::model::{DiffusionLm, Family, ModelError, Scoring};
 use super::sampler::{SamplerKind, TokenSampling};
 use block::BlockDecoder;
 use decoder::{Decoder, Feed};
 pub use pick::{dllm_transfer_counts, dream_timesteps, llada_transfer_counts};
 use remask::RemaskDecoder;
+use scores::Scores;
 use sub_block::SubBlockDecoder;
 
 #[derive(Debug, thiserror::Error)]
@@ -419,10 +421,26 @@ pub fn generate_batch(
             .enumerate()
             .flat_map(|(k, (_, f))| f.rows.iter().map(move |r| starts[k] + r))
             .collect::<Vec<_>>();
-        let mut logits = logit_rows(model, &pass.hidden, &rows)?.into_iter();
+        let logits = head_logits(model, &pass.hidden, &rows)?;
+        let mut at = 0;
+        let mut scores = Vec::with_capacity(feeds.len());
+        for (i, feed) in &feeds {
+            let n = feed.rows.len();
+            scores.push(match &logits {
+                Some(l) if n > 0 => {
+                    let spec = decoders[*i].row_spec(model);
+                    scores::read(
+                        &l.narrow(0, at, n).map_err(ModelError::from)?,
+                        spec.as_ref(),
+                    )
+                    .map_err(ModelError::from)?
+                }
+                _ => Vec::new(),
+            });
+            at += n;
+        }
         let pass_ms = started.elapsed().as_secs_f64() * 1e3;
-        for (k, (i, feed)) in feeds.iter().enumerate() {
-            let mine: Vec<Vec<f32>> = logits.by_ref().take(feed.rows.len()).collect();
+        for (k, ((i, feed), mine)) in feeds.iter().zip(scores).enumerate() {
             let kept = pass.kept[k].take();
             decoders[*i]
                 .take(feed, mine, kept, pass_ms, &mut |e| observe(*i, e))
@@ -455,6 +473,22 @@ impl<'c> Denoiser<'c> {
         }
     }
 
+    fn cfg(&self) -> &GenerateConfig {
+        match self {
+            Denoiser::Full(d) => d.cfg,
+            Denoiser::Block(d) => d.cfg,
+            Denoiser::SubBlock(d) => d.cfg,
+            Denoiser::Remask(d) => d.cfg,
+        }
+    }
+
+    /// The kernel settings when this canvas's step reads row statistics, not rows.
+    fn row_spec(&self, model: &DiffusionLm) -> Option<crate::kernels::RowSpec> {
+        let cfg = self.cfg();
+        (model.scoring == Scoring::Device && scores::stats_suffice(cfg))
+            .then(|| scores::row_spec(model.mask_id, &model.eos_ids, cfg.eos))
+    }
+
     fn plan(&mut self, observe: &mut dyn FnMut(&StepEvent)) -> Option<Feed> {
         match self {
             Denoiser::Full(d) => d.plan(observe),
@@ -476,7 +510,7 @@ impl<'c> Denoiser<'c> {
     fn take(
         &mut self,
         feed: &Feed,
-        rows: Vec<Vec<f32>>,
+        rows: Vec<Scores>,
         kept: Option<super::cache::KvCache>,
         pass_ms: f64,
         observe: &mut dyn FnMut(&StepEvent),
@@ -502,17 +536,16 @@ impl<'c> Denoiser<'c> {
     }
 }
 
-/// The head's output at packed hidden rows, EOS policy not yet applied.
-fn logit_rows(
+/// The head's output at packed hidden rows, where the pass ran; EOS policy not yet applied.
+fn head_logits(
     model: &DiffusionLm,
     hidden: &Tensor,
     rows: &[usize],
-) -> Result<Vec<Vec<f32>>, GenerateError> {
+) -> Result<Option<Tensor>, GenerateError> {
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let logits = model.head_rows(hidden, rows)?;
-    Ok(logits.to_vec2::<f32>().map_err(ModelError::from)?)
+    Ok(Some(model.head_rows(hidden, rows)?))
 }
 
 #[cfg(test)]

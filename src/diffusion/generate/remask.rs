@@ -19,13 +19,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::decoder::Feed;
-use super::pick::apply_eos;
+use super::scores::Scores;
 use super::{Canvas, GenerateConfig, Generation, StepEvent};
 use crate::diffusion::cache::{Segment, Visibility};
-use crate::diffusion::sampler::{dream_candidate, SamplerKind};
+use crate::diffusion::sampler::SamplerKind;
 
 pub struct RemaskDecoder<'c> {
-    cfg: &'c GenerateConfig,
+    pub(super) cfg: &'c GenerateConfig,
     eos: &'c [u32],
     pub canvas: Canvas,
     mask: u32,
@@ -112,20 +112,19 @@ impl<'c> RemaskDecoder<'c> {
     pub fn take(
         &mut self,
         _feed: &Feed,
-        mut rows: Vec<Vec<f32>>,
+        mut rows: Vec<Scores>,
         pass_ms: f64,
         observe: &mut dyn FnMut(&StepEvent),
     ) {
         let started = Instant::now();
         self.out.forward_passes += 1;
         for row in &mut rows {
-            apply_eos(row, self.eos, self.cfg.eos);
+            row.apply_eos(self.eos, self.cfg.eos);
         }
         let candidates: Vec<_> = rows
             .iter()
             .map(|r| {
-                dream_candidate(
-                    r,
+                r.dream(
                     self.cfg.sampling,
                     SamplerKind::MaskgitPlus,
                     self.mask,

@@ -33,10 +33,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::decoder::Feed;
-use super::pick::apply_eos;
+use super::scores::Scores;
 use super::{CacheMode, Canvas, GenerateConfig, Generation, StepEvent};
 use crate::diffusion::cache::{KvCache, Segment, Visibility};
-use crate::diffusion::sampler::{sdar_candidate, Candidate, TokenSampling};
+use crate::diffusion::sampler::Candidate;
 
 /// The sub-block length the reference defaults to (`small_block_size`).
 pub const DEFAULT_SUB_BLOCK: usize = 8;
@@ -63,7 +63,7 @@ enum Phase {
 }
 
 pub struct SubBlockDecoder<'c> {
-    cfg: &'c GenerateConfig,
+    pub(super) cfg: &'c GenerateConfig,
     stop: &'c [u32],
     pub canvas: Canvas,
     mask: u32,
@@ -274,7 +274,7 @@ impl<'c> SubBlockDecoder<'c> {
     pub fn take(
         &mut self,
         feed: &Feed,
-        mut rows: Vec<Vec<f32>>,
+        mut rows: Vec<Scores>,
         kept: Option<KvCache>,
         pass_ms: f64,
         observe: &mut dyn FnMut(&StepEvent),
@@ -282,7 +282,7 @@ impl<'c> SubBlockDecoder<'c> {
         let started = Instant::now();
         self.out.forward_passes += 1;
         for row in &mut rows {
-            apply_eos(row, self.stop, self.cfg.eos);
+            row.apply_eos(self.stop, self.cfg.eos);
         }
         match self.phase {
             Phase::Prefill | Phase::Store => {
@@ -318,7 +318,7 @@ impl<'c> SubBlockDecoder<'c> {
         }
         let candidates: Vec<Candidate> = rows
             .iter()
-            .map(|r| sdar_candidate(r, self.cfg.sampling, self.mask, &mut self.rng))
+            .map(|r| r.sdar(self.cfg.sampling, self.mask, &mut self.rng))
             .collect();
         let picks = self.picks(&candidates);
         let span_start = self.canvas.span.start;
@@ -348,14 +348,9 @@ impl<'c> SubBlockDecoder<'c> {
     }
 
     /// Commit the pass's first-token prediction, if it made one: always the arg-max.
-    fn lead(&mut self, feed: &Feed, rows: &[Vec<f32>]) {
-        let greedy = TokenSampling {
-            temperature: 0.0,
-            top_p: None,
-            top_k: None,
-        };
+    fn lead(&mut self, feed: &Feed, rows: &[Scores]) {
         if let (Some(&p), Some(row)) = (feed.positions.first(), rows.first()) {
-            let c = sdar_candidate(row, greedy, self.mask, &mut self.rng);
+            let c = row.greedy(self.mask, &mut self.rng);
             self.canvas.tokens[p] = c.token;
             self.out.confidence[p - self.canvas.span.start] = c.confidence;
         }
