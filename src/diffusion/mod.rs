@@ -10,6 +10,7 @@ mod dense;
 pub mod dream;
 pub mod fast_dllm;
 pub mod generate;
+pub mod golden;
 mod layers;
 pub mod llada;
 pub mod model;

@@ -284,6 +284,42 @@ impl Engine {
         })
     }
 
+    /// A checkpoint folder's shape with random weights drawn on the device (see
+    /// [`DiffusionLm::random`]), for `bench speed --random-weights`: the folder needs only
+    /// config.json and a tokenizer.
+    pub fn random(choice: &ModelChoice, seed: u64) -> Result<Engine, EngineError> {
+        let reference = match &choice.model {
+            Some(m) => m.clone(),
+            None => models::default_reference()?,
+        };
+        let resolved = models::resolve(&reference)?;
+        let overrides = resolved
+            .manifest
+            .as_ref()
+            .map(|m| m.overrides())
+            .unwrap_or_default();
+        let device = choice.device.open()?;
+        let mut model = DiffusionLm::random(
+            &resolved.dir,
+            &device,
+            choice.dtype.dtype(),
+            seed,
+            &overrides,
+        )
+        .map_err(|e| EngineError::Load {
+            reference,
+            source: Box::new(e),
+        })?;
+        model.name = format!("{} (random weights)", model.name);
+        Ok(Engine {
+            model,
+            manifest: resolved.manifest,
+            device: choice.device,
+            remote: None,
+            _served: None,
+        })
+    }
+
     /// The generator `spec` asks for: [`Engine::load`] for a local one; for a remote one, the
     /// server's own checkpoint description (`ouroboros serve`), or else `choice`'s tokenizer
     /// and settings without its weights (another engine answers in text).

@@ -285,50 +285,31 @@ mod cuda {
         };
         let (stride, vocab, banned) = (vocab as i64, vocab as i32, spec.banned as i32);
         let delta = spec.delta;
+        // Declared before the builder, which borrows them until the launch.
+        let (f32_rows, bf16_rows);
         let mut b = func.builder();
         match s.dtype() {
             DType::F32 => {
-                let src = s.as_cuda_slice::<f32>()?.slice(start..);
-                b.arg(&src);
-                launch(
-                    b, &stride, &vocab, &banned, &ids, &n_adjust, &delta, &out, cfg,
-                )?;
+                f32_rows = s.as_cuda_slice::<f32>()?.slice(start..);
+                b.arg(&f32_rows);
             }
             _ => {
-                let src = s.as_cuda_slice::<half::bf16>()?.slice(start..);
-                b.arg(&src);
-                launch(
-                    b, &stride, &vocab, &banned, &ids, &n_adjust, &delta, &out, cfg,
-                )?;
+                bf16_rows = s.as_cuda_slice::<half::bf16>()?.slice(start..);
+                b.arg(&bf16_rows);
             }
         }
-        let out = CudaStorage::wrap_cuda_slice(out, dev.clone());
-        Ok((out, Shape::from((rows, STATS))))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn launch(
-        mut b: candle_core::cuda_backend::cudarc::driver::LaunchArgs<'_>,
-        stride: &i64,
-        vocab: &i32,
-        banned: &i32,
-        ids: &candle_core::cuda_backend::cudarc::driver::CudaSlice<i32>,
-        n_adjust: &i32,
-        delta: &f32,
-        out: &candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>,
-        cfg: LaunchConfig,
-    ) -> candle_core::Result<()> {
-        b.arg(stride)
-            .arg(vocab)
-            .arg(banned)
-            .arg(ids)
-            .arg(n_adjust)
-            .arg(delta)
-            .arg(out);
+        b.arg(&stride)
+            .arg(&vocab)
+            .arg(&banned)
+            .arg(&ids)
+            .arg(&n_adjust)
+            .arg(&delta)
+            .arg(&out);
         // SAFETY: the arguments match row_stats_*'s signature; `out` holds rows * STATS floats
         // and each block writes only its own row's.
         unsafe { b.launch(cfg) }.w()?;
-        Ok(())
+        let out = CudaStorage::wrap_cuda_slice(out, dev.clone());
+        Ok((out, Shape::from((rows, STATS))))
     }
 
     pub fn select(

@@ -1,10 +1,12 @@
-//! `ouroboros bench speed|infill|compression`: llama-bench-style tables of what the engine
+//! `ouroboros bench speed|infill|compression|...`: llama-bench-style tables of what the engine
 //! costs and what it gets right. Each kind takes only its own flags; `bench --eval KIND` is
 //! kept as another spelling (see [`rewrite_eval_alias`]), and `bench` alone is `bench speed`.
 
 mod compression;
 mod functional;
+mod goldens;
 mod infill;
+mod kernels;
 mod report;
 mod speed;
 
@@ -48,6 +50,10 @@ pub enum Kind {
     /// MBPP, the sanitized set (three-shot for base checkpoints).
     #[command(name = "mbpp")]
     Mbpp(functional::Args),
+    /// The engine against the official implementations' goldens on a device and precision.
+    Goldens(goldens::Args),
+    /// The CUDA vocabulary kernels against their CPU references (needs a GPU).
+    Kernels(kernels::Args),
 }
 
 /// What every kind of bench takes.
@@ -85,6 +91,16 @@ impl Common {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (report, format) = match args.kind {
+        Kind::Goldens(a) => {
+            let (report, pass) = goldens::run(&a)?;
+            print!("{}", report.render(a.output));
+            return Ok(ExitCode::from(if pass { exit::OK } else { exit::REJECTED }));
+        }
+        Kind::Kernels(a) => {
+            let (text, pass) = kernels::run(&a)?;
+            print!("{text}");
+            return Ok(ExitCode::from(if pass { exit::OK } else { exit::REJECTED }));
+        }
         Kind::Speed(a) => (speed::run(&a)?, a.common.output),
         Kind::Infill(a) => (infill::run(&a)?, a.common.output),
         Kind::Compression(a) => (compression::run(&a)?, a.common.output),
@@ -107,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 10] = [
     "speed",
     "infill",
     "compression",
@@ -116,6 +132,8 @@ const KINDS: [&str; 8] = [
     "humaneval-infill-multi",
     "humaneval-infill-random",
     "mbpp",
+    "goldens",
+    "kernels",
 ];
 
 /// `--eval NAME` named no kind of bench.

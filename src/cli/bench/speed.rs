@@ -53,6 +53,11 @@ pub struct Args {
     /// Discarded warm-up runs per configuration.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Time the --model folder's shape with random weights drawn on the device (seeded by
+    /// --seed): the folder needs only config.json and tokenizer.json. For layouts whose
+    /// weights are not here; what it generates is noise, so compare at fixed steps.
+    #[arg(long)]
+    pub random_weights: bool,
 }
 
 const COLUMNS: [super::report::Column; 19] = [
@@ -120,7 +125,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             "--generator: bench speed times the engine in this process; a served model is timed with benches/serve_load.py"
         );
     }
-    let engine = args.common.model.load()?;
+    let engine = match args.random_weights {
+        true => Engine::random(&args.common.model.choice(), args.common.seed)?,
+        false => args.common.model.load()?,
+    };
     let meta = Common::meta(&engine);
     let mut report = Report::new(&COLUMNS);
     report.note = format!("{} measured reps after warm-up", args.reps);
