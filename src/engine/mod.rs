@@ -259,28 +259,8 @@ impl Engine {
     /// Resolve `choice` (directory, hub id in the local cache, manifest name, or the default)
     /// and load it on its device.
     pub fn load(choice: &ModelChoice) -> Result<Engine, EngineError> {
-        let reference = match &choice.model {
-            Some(m) => m.clone(),
-            None => models::default_reference()?,
-        };
-        let resolved = models::resolve(&reference)?;
-        let overrides = resolved
-            .manifest
-            .as_ref()
-            .map(|m| m.overrides())
-            .unwrap_or_default();
-        let device = choice.device.open()?;
-        let model = DiffusionLm::load(&resolved.dir, &device, choice.dtype.dtype(), &overrides)
-            .map_err(|e| EngineError::Load {
-                reference,
-                source: Box::new(e),
-            })?;
-        Ok(Engine {
-            model,
-            manifest: resolved.manifest,
-            device: choice.device,
-            remote: None,
-            _served: None,
+        Engine::build(choice, |dir, device, dtype, overrides| {
+            DiffusionLm::load(dir, device, dtype, overrides)
         })
     }
 
@@ -288,6 +268,23 @@ impl Engine {
     /// [`DiffusionLm::random`]), for `bench speed --random-weights`: the folder needs only
     /// config.json and a tokenizer.
     pub fn random(choice: &ModelChoice, seed: u64) -> Result<Engine, EngineError> {
+        let mut engine = Engine::build(choice, |dir, device, dtype, overrides| {
+            DiffusionLm::random(dir, device, dtype, seed, overrides)
+        })?;
+        engine.model.name = format!("{} (random weights)", engine.model.name);
+        Ok(engine)
+    }
+
+    /// Resolve `choice`, open its device, and make the model there with `make`.
+    fn build(
+        choice: &ModelChoice,
+        make: impl FnOnce(
+            &std::path::Path,
+            &candle_core::Device,
+            candle_core::DType,
+            &crate::diffusion::Overrides,
+        ) -> Result<DiffusionLm, crate::diffusion::ModelError>,
+    ) -> Result<Engine, EngineError> {
         let reference = match &choice.model {
             Some(m) => m.clone(),
             None => models::default_reference()?,
@@ -299,18 +296,13 @@ impl Engine {
             .map(|m| m.overrides())
             .unwrap_or_default();
         let device = choice.device.open()?;
-        let mut model = DiffusionLm::random(
-            &resolved.dir,
-            &device,
-            choice.dtype.dtype(),
-            seed,
-            &overrides,
-        )
-        .map_err(|e| EngineError::Load {
-            reference,
-            source: Box::new(e),
-        })?;
-        model.name = format!("{} (random weights)", model.name);
+        let model =
+            make(&resolved.dir, &device, choice.dtype.dtype(), &overrides).map_err(|e| {
+                EngineError::Load {
+                    reference,
+                    source: Box::new(e),
+                }
+            })?;
         Ok(Engine {
             model,
             manifest: resolved.manifest,
