@@ -20,7 +20,6 @@
 #include <stdint.h>
 
 #define THREADS 256
-#define MAX_ADJUST 8
 
 struct State {
     float m;   // running maximum over every token
